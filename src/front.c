@@ -1,0 +1,246 @@
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <h2o.h>
+#include <h2o/http2.h>
+#include <h2o/http2_internal.h>
+
+#include "front.h"
+#include "listener.h"
+#include "log.h"
+#include "proxy.h"
+#include "tls.h"
+#include "upstream.h"
+
+struct front {
+    const struct config *cfg; /* borrowed */
+    uv_loop_t *loop;
+    h2o_globalconf_t globalconf;
+    h2o_globalconf_t redirect_conf; /* plain listeners with `redirect: true` */
+    h2o_context_t ctx;
+    struct upstream *upstream;
+    struct proxy *proxy;
+    size_t num_listeners;
+    h2o_accept_ctx_t *accept_ctxs; /* one per listener */
+    struct listener **listeners;
+};
+
+struct limits_handler {
+    h2o_handler_t super;
+    const struct config *cfg;
+};
+
+struct redirect_handler {
+    h2o_handler_t super;
+    uint16_t https_port;
+};
+
+static size_t request_header_bytes(h2o_req_t *req)
+{
+    size_t n = req->method.len + req->path.len + req->authority.len + 16;
+    for (size_t i = 0; i != req->headers.size; ++i)
+        n += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
+    return n;
+}
+
+/* libh2o 2.2.5 accepts control characters and spaces in :path; forwarded as is they would let a
+ * client smuggle a second request line into the backend connection. */
+static int path_is_clean(h2o_iovec_t path)
+{
+    for (size_t i = 0; i != path.len; ++i)
+        if ((unsigned char)path.base[i] <= 0x20 || (unsigned char)path.base[i] == 0x7f)
+            return 0;
+    return path.len != 0;
+}
+
+/* First handler of the chain: enforces what libh2o 2.2.5 does not (header count and size) before
+ * anything is forwarded. Passes the request on (-1) when it is within limits. */
+static int on_req_check_limits(h2o_handler_t *self, h2o_req_t *req)
+{
+    const struct config *cfg = ((struct limits_handler *)self)->cfg;
+    if (req->headers.size > cfg->limits.header_count || request_header_bytes(req) > cfg->limits.header_bytes) {
+        h2o_send_error_generic(req, 431, "Request Header Fields Too Large",
+                               "h2front: request headers exceed limits.header_count or limits.header_bytes\n",
+                               H2O_SEND_ERROR_HTTP1_CLOSE_CONNECTION);
+        return 0;
+    }
+    if (!path_is_clean(req->path)) {
+        h2o_send_error_400(req, "Bad Request", "h2front: invalid characters in the request path\n",
+                           H2O_SEND_ERROR_HTTP1_CLOSE_CONNECTION);
+        return 0;
+    }
+    return -1;
+}
+
+/* A plain listener with `redirect: true` sends browsers to the same host on the TLS port. */
+static int on_req_redirect(h2o_handler_t *self, h2o_req_t *req)
+{
+    uint16_t port = ((struct redirect_handler *)self)->https_port;
+    h2o_iovec_t host;
+    uint16_t ignored;
+    if (h2o_url_parse_hostport(req->authority.base, req->authority.len, &host, &ignored) == NULL || host.len == 0) {
+        h2o_send_error_400(req, "Bad Request", "h2front: a Host header is needed to redirect to https\n", 0);
+        return 0;
+    }
+    int bracket = memchr(host.base, ':', host.len) != NULL;
+    char *url = h2o_mem_alloc_pool(&req->pool, host.len + req->path.len + 32);
+    int n = sprintf(url, "https://%s%.*s%s", bracket ? "[" : "", (int)host.len, host.base, bracket ? "]" : "");
+    if (port != 443)
+        n += sprintf(url + n, ":%u", port);
+    memcpy(url + n, req->path.base, req->path.len);
+    h2o_send_redirect(req, 308, "Permanent Redirect", url, (size_t)n + req->path.len);
+    return 0;
+}
+
+static uint16_t first_tls_port(const struct config *cfg)
+{
+    for (size_t i = 0; i != cfg->listen.size; ++i) {
+        const struct config_listen *l = &cfg->listen.entries[i];
+        if (l->tls != CONFIG_TLS_NONE)
+            return ntohs(l->addr.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&l->addr)->sin6_port
+                                                       : ((struct sockaddr_in *)&l->addr)->sin_port);
+    }
+    return 443;
+}
+
+static void apply_front_settings(h2o_globalconf_t *gc, const struct config *cfg)
+{
+    h2o_config_init(gc);
+    gc->server_name = h2o_iovec_init(H2O_STRLIT("")); /* the dashboard's own Server header passes through */
+    gc->max_request_entity_size = cfg->limits.request_body;
+    gc->handshake_timeout = cfg->front.handshake_timeout;
+    gc->http1.req_timeout = cfg->front.idle_timeout;
+    gc->http1.upgrade_to_http2 = 0; /* no h2c on a TLS front */
+    gc->http2.idle_timeout = cfg->front.idle_timeout;
+    gc->http2.max_concurrent_requests_per_connection = cfg->front.max_streams;
+}
+
+static void build_configuration(struct front *f)
+{
+    apply_front_settings(&f->globalconf, f->cfg);
+    h2o_hostconf_t *host = h2o_config_register_host(&f->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    host->http2.push_preload = 0;
+    h2o_pathconf_t *root = h2o_config_register_path(host, "/", 0);
+    struct limits_handler *limits = (void *)h2o_create_handler(root, sizeof(*limits));
+    limits->super.on_req = on_req_check_limits;
+    limits->cfg = f->cfg;
+    proxy_register(root, &f->proxy);
+
+    apply_front_settings(&f->redirect_conf, f->cfg);
+    host = h2o_config_register_host(&f->redirect_conf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    root = h2o_config_register_path(host, "/", 0);
+    struct redirect_handler *redirect = (void *)h2o_create_handler(root, sizeof(*redirect));
+    redirect->super.on_req = on_req_redirect;
+    redirect->https_port = first_tls_port(f->cfg);
+}
+
+/* One accept context per listener: TLS or not, and which host table answers. */
+static int open_listener(struct front *f, size_t i)
+{
+    const struct config_listen *conf = &f->cfg->listen.entries[i];
+    h2o_accept_ctx_t *actx = &f->accept_ctxs[i];
+    char err[512];
+    *actx = (h2o_accept_ctx_t){.ctx = &f->ctx, .hosts = conf->redirect ? f->redirect_conf.hosts : f->globalconf.hosts};
+    if (conf->tls != CONFIG_TLS_NONE) {
+        if ((actx->ssl_ctx = tls_create_server_ctx(conf, err, sizeof(err))) == NULL) {
+            log_error("front", "%s:%zu:%zu: listen %s: %s", f->cfg->path, conf->pos.line, conf->pos.column, conf->address, err);
+            return -1;
+        }
+        if (conf->tls == CONFIG_TLS_SELF_SIGNED) {
+            char spki[64] = "";
+            tls_spki_fingerprint(actx->ssl_ctx, spki, sizeof(spki));
+            log_warn("front", "listen %s: using a self-signed certificate generated at start (SPKI sha256/%s); "
+                     "configure tls.certificate and tls.key for production", conf->address, spki);
+        }
+    }
+    if ((f->listeners[i] = listener_open(f->loop, conf, actx, err, sizeof(err))) == NULL) {
+        log_error("front", "%s:%zu:%zu: %s", f->cfg->path, conf->pos.line, conf->pos.column, err);
+        return -1;
+    }
+    log_info("front", "listening on %s (%s)", conf->address,
+             conf->tls != CONFIG_TLS_NONE ? "TLS, h2 and http/1.1" : conf->redirect ? "plain HTTP, redirects to https" : "plain HTTP");
+    return 0;
+}
+
+struct front *front_create(const struct config *cfg, uv_loop_t *loop)
+{
+    struct front *f = h2o_mem_alloc(sizeof(*f));
+    memset(f, 0, sizeof(*f));
+    f->cfg = cfg;
+    f->loop = loop;
+    build_configuration(f);
+    h2o_context_init(&f->ctx, loop, &f->globalconf);
+    if ((f->upstream = upstream_create(&f->ctx, cfg)) == NULL)
+        goto Error;
+    f->proxy = proxy_create(&f->ctx, cfg, f->upstream);
+    f->num_listeners = cfg->listen.size;
+    f->accept_ctxs = h2o_mem_alloc(sizeof(*f->accept_ctxs) * f->num_listeners);
+    f->listeners = h2o_mem_alloc(sizeof(*f->listeners) * f->num_listeners);
+    memset(f->listeners, 0, sizeof(*f->listeners) * f->num_listeners);
+    memset(f->accept_ctxs, 0, sizeof(*f->accept_ctxs) * f->num_listeners);
+    for (size_t i = 0; i != f->num_listeners; ++i)
+        if (open_listener(f, i) != 0)
+            goto Error;
+    return f;
+Error:
+    front_destroy(f);
+    return NULL;
+}
+
+static void close_listeners(struct front *f)
+{
+    for (size_t i = 0; i != f->num_listeners; ++i) {
+        if (f->listeners[i] != NULL) {
+            listener_close(f->listeners[i]);
+            f->listeners[i] = NULL;
+        }
+    }
+}
+
+void front_begin_shutdown(struct front *f)
+{
+    close_listeners(f);
+    h2o_context_request_shutdown(&f->ctx);
+}
+
+size_t front_num_connections(struct front *f)
+{
+    return listener_num_connections;
+}
+
+void front_destroy(struct front *f)
+{
+    if (f == NULL)
+        return;
+    close_listeners(f);
+    for (size_t i = 0; i != f->num_listeners; ++i)
+        if (f->accept_ctxs[i].ssl_ctx != NULL)
+            SSL_CTX_free(f->accept_ctxs[i].ssl_ctx);
+    proxy_destroy(f->proxy);
+    upstream_destroy(f->upstream);
+    /* libh2o 2.2.5 leaves its GOAWAY timer linked after the last connection is gone */
+    if (h2o_timeout_is_linked(&f->ctx.http2._graceful_shutdown_timeout))
+        h2o_timeout_unlink(&f->ctx.http2._graceful_shutdown_timeout);
+    h2o_context_dispose(&f->ctx);
+    h2o_config_dispose(&f->globalconf);
+    h2o_config_dispose(&f->redirect_conf);
+    free(f->accept_ctxs);
+    free(f->listeners);
+    free(f);
+}
+
+void front_abort_stream(h2o_req_t *req)
+{
+    if (req->version >= 0x200) {
+        h2o_http2_conn_t *conn = (h2o_http2_conn_t *)req->conn;
+        h2o_http2_stream_t *stream = H2O_STRUCT_FROM_MEMBER(h2o_http2_stream_t, req, req);
+        h2o_http2_encode_rst_stream_frame(&conn->_write.buf, stream->stream_id, -H2O_HTTP2_ERROR_CANCEL);
+        h2o_http2_conn_request_write(conn);
+        h2o_http2_stream_reset(conn, stream);
+        return;
+    }
+    /* HTTP/1: the pending write fails, and libh2o closes the connection and the request itself */
+    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+    if (sock != NULL)
+        shutdown(h2o_socket_get_fd(sock), SHUT_RDWR);
+}

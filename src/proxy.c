@@ -1,0 +1,481 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <h2o.h>
+#include <h2o/http1.h>
+#include <h2o/tunnel.h>
+
+#include "forward.h"
+#include "front.h"
+#include "http1.h"
+#include "log.h"
+#include "proxy.h"
+
+/* A response head larger than this is not a dashboard answer. */
+#define MAX_RESPONSE_HEAD (64 * 1024)
+
+struct proxy_handler {
+    h2o_handler_t super;
+    struct proxy **proxy;
+};
+
+/* One request forwarded to a backend; lives in the request's pool and dies with it. */
+struct exchange {
+    h2o_generator_t super; /* first: h2o hands it back to proceed/stop */
+    h2o_req_t *req;
+    struct proxy *proxy;
+    struct upstream_request ureq;
+    struct upstream_conn *conn; /* owned between acquire and release */
+    h2o_iovec_t head;           /* the request head for the backend */
+    h2o_timeout_entry_t backend_timer;
+    h2o_timeout_entry_t stall_timer;
+    struct forward_framing framing;
+    struct http1_chunked chunked;
+    size_t body_left;
+    h2o_buffer_t *pending;  /* body bytes read from the backend, not yet handed to the client */
+    h2o_buffer_t *inflight; /* body bytes handed to h2o_send, until proceed */
+    unsigned websocket : 1;
+    unsigned retried : 1;
+    unsigned got_byte : 1;     /* the backend sent something for this exchange: no retry past this */
+    unsigned started : 1;      /* h2o_start_response was called */
+    unsigned backend_done : 1; /* the whole body was read */
+    unsigned backend_failed : 1;
+    unsigned sending : 1;   /* an h2o_send awaits its proceed */
+    unsigned read_paused : 1;
+    unsigned finished : 1; /* the last h2o_send (final or error) was made */
+};
+
+static void start_exchange(struct exchange *ex, int want_fresh);
+static void on_body_read(h2o_socket_t *sock, const char *err);
+static void flush_to_client(struct exchange *ex);
+
+static void buffer_append(h2o_buffer_t **buf, const char *src, size_t len)
+{
+    if (len == 0)
+        return;
+    h2o_iovec_t dst = h2o_buffer_reserve(buf, len);
+    memcpy(dst.base, src, len);
+    (*buf)->size += len;
+}
+
+static struct upstream_backend *backend_of(struct exchange *ex)
+{
+    return ex->ureq.backend;
+}
+
+static void set_backend_timer(struct exchange *ex, h2o_timeout_t *timeout)
+{
+    if (h2o_timeout_is_linked(&ex->backend_timer))
+        h2o_timeout_unlink(&ex->backend_timer);
+    if (timeout != NULL)
+        h2o_timeout_link(ex->proxy->ctx->loop, timeout, &ex->backend_timer);
+}
+
+/* Ends the exchange's claim on its backend connection. */
+static void release_conn(struct exchange *ex, int reusable)
+{
+    set_backend_timer(ex, NULL);
+    if (ex->conn != NULL) {
+        struct upstream_conn *conn = ex->conn;
+        ex->conn = NULL;
+        h2o_socket_read_stop(conn->sock);
+        upstream_release(conn, reusable);
+    }
+}
+
+static void add_header_lit(h2o_req_t *req, const h2o_token_t *token, const char *value)
+{
+    h2o_add_header(&req->pool, &req->res.headers, token, NULL, value, strlen(value));
+}
+
+/* Answers the client when no usable response came from the backend: says which backend, what
+ * happened, and (503) when to try again. */
+static void send_gateway_error(struct exchange *ex, int status, const char *what)
+{
+    h2o_req_t *req = ex->req;
+    static const char *const reasons[] = {[2] = "Bad Gateway", [3] = "Service Unavailable", [4] = "Gateway Timeout"};
+    char *body = h2o_mem_alloc_pool(&req->pool, 512);
+    snprintf(body, 512, "h2front: %d %s: backend %s: %s\n", status, reasons[status - 500], backend_of(ex)->conf->url, what);
+    log_warn("proxy", "%.*s %.*s -> %d: backend %s: %s", (int)req->method.len, req->method.base, (int)req->path.len,
+             req->path.base, status, backend_of(ex)->conf->url, what);
+    memset(&req->res.headers, 0, sizeof(req->res.headers));
+    if (status == 503)
+        add_header_lit(req, H2O_TOKEN_RETRY_AFTER, "5");
+    add_header_lit(req, H2O_TOKEN_CACHE_CONTROL, "no-store");
+    h2o_send_error_generic(req, status, reasons[status - 500], body, H2O_SEND_ERROR_KEEP_HEADERS);
+}
+
+/* Picks the status that tells the client the truth about a failed exchange. */
+static int status_for_error(const char *err)
+{
+    if (err == upstream_err_queue_full || err == upstream_err_queue_timeout)
+        return 503;
+    if (err == upstream_err_connect_timeout)
+        return 504;
+    return 502;
+}
+
+static const char *describe_error(const char *err)
+{
+    if (err == h2o_socket_error_closed)
+        return "the backend closed the connection before answering";
+    if (err == h2o_socket_error_io)
+        return "I/O error talking to the backend";
+    return err;
+}
+
+/* The backend side failed. Before any response byte on a reused connection this is the stale
+ * keep-alive race (the backend closed the idle connection as we sent): retry once, fresh. */
+static void on_backend_failure(struct exchange *ex, const char *err, int status)
+{
+    int was_reused = ex->conn != NULL && ex->conn->served != 0;
+    release_conn(ex, 0);
+    if (ex->started) {
+        ex->backend_failed = 1;
+        ex->backend_done = 1;
+        log_warn("proxy", "backend %s: response to %.*s cut short: %s", backend_of(ex)->conf->url, (int)ex->req->path.len,
+                 ex->req->path.base, describe_error(err));
+        flush_to_client(ex);
+        return;
+    }
+    if (was_reused && !ex->got_byte && !ex->retried && forward_is_idempotent(ex->req)) {
+        ex->retried = 1;
+        ++backend_of(ex)->stats.retries;
+        log_debug("proxy", "retrying %.*s on a fresh connection: %s", (int)ex->req->path.len, ex->req->path.base,
+                  describe_error(err));
+        start_exchange(ex, 1);
+        return;
+    }
+    send_gateway_error(ex, status, describe_error(err));
+}
+
+static void on_backend_timeout(h2o_timeout_entry_t *entry)
+{
+    struct exchange *ex = H2O_STRUCT_FROM_MEMBER(struct exchange, backend_timer, entry);
+    const char *what = ex->got_byte ? "no progress within upstream.timeouts.io" : "no answer within upstream.timeouts.first_byte";
+    ex->got_byte = 1; /* a slow backend is not a stale connection: never retry a timeout */
+    on_backend_failure(ex, what, 504);
+}
+
+/* Hands buffered body bytes to the client, one h2o_send at a time (h2o's back-pressure contract:
+ * the next send waits for proceed). */
+static void flush_to_client(struct exchange *ex)
+{
+    if (ex->sending || ex->finished || (ex->pending->size == 0 && !ex->backend_done))
+        return;
+    h2o_buffer_t *tmp = ex->inflight;
+    ex->inflight = ex->pending;
+    ex->pending = tmp;
+    h2o_iovec_t buf = h2o_iovec_init(ex->inflight->bytes, ex->inflight->size);
+    h2o_send_state_t state = H2O_SEND_STATE_IN_PROGRESS;
+    if (ex->backend_done)
+        state = ex->backend_failed ? H2O_SEND_STATE_ERROR : H2O_SEND_STATE_FINAL;
+    if (state != H2O_SEND_STATE_IN_PROGRESS) {
+        ex->finished = 1;
+    } else {
+        ex->sending = 1;
+        h2o_timeout_link(ex->proxy->ctx->loop, &ex->proxy->stall_timeout, &ex->stall_timer);
+    }
+    h2o_send(ex->req, &buf, buf.len != 0 ? 1 : 0, state);
+}
+
+/* Resumes reading the backend once the read-ahead buffer has room again. */
+static void resume_backend(struct exchange *ex)
+{
+    if (ex->read_paused && ex->conn != NULL && ex->pending->size < ex->proxy->cfg->upstream.response_buffer) {
+        ex->read_paused = 0;
+        h2o_socket_read_start(ex->conn->sock, on_body_read);
+    }
+}
+
+static void on_client_proceed(h2o_generator_t *generator, h2o_req_t *req)
+{
+    struct exchange *ex = (struct exchange *)generator;
+    ex->sending = 0;
+    h2o_timeout_unlink(&ex->stall_timer);
+    h2o_buffer_consume(&ex->inflight, ex->inflight->size);
+    resume_backend(ex);
+    flush_to_client(ex);
+}
+
+/* The client has not taken the last bytes for front.stall_timeout: give the backend connection
+ * back (CherryPy has few threads) and reset the stream. */
+static void on_client_stall(h2o_timeout_entry_t *entry)
+{
+    struct exchange *ex = H2O_STRUCT_FROM_MEMBER(struct exchange, stall_timer, entry);
+    log_warn("proxy", "client stalled for front.stall_timeout on %.*s; resetting the stream", (int)ex->req->path.len,
+             ex->req->path.base);
+    release_conn(ex, 0);
+    ex->backend_done = ex->backend_failed = 1;
+    front_abort_stream(ex->req);
+}
+
+/* Moves what the backend sent into the read-ahead buffer, undoing its framing. Returns 1 once the
+ * body is complete, 0 while it continues, -1 on a framing error. Sets *reusable on completion. */
+static int take_body_bytes(struct exchange *ex, h2o_buffer_t **input, int eof, int *reusable)
+{
+    h2o_buffer_t *in = *input;
+    *reusable = 0;
+    if (ex->framing.chunked) {
+        size_t len = in->size;
+        ssize_t rest = http1_decode_chunked(&ex->chunked, in->bytes, &len);
+        if (rest == -1)
+            return -1;
+        buffer_append(&ex->pending, in->bytes, len);
+        h2o_buffer_consume(input, in->size);
+        *reusable = rest == 0 && ex->framing.keepalive;
+        return rest >= 0 ? 1 : eof ? -1 : 0;
+    }
+    if (ex->framing.content_length != SIZE_MAX) {
+        size_t take = in->size < ex->body_left ? in->size : ex->body_left;
+        buffer_append(&ex->pending, in->bytes, take);
+        ex->body_left -= take;
+        *reusable = ex->body_left == 0 && in->size == take && ex->framing.keepalive;
+        h2o_buffer_consume(input, in->size);
+        return ex->body_left == 0 ? 1 : eof ? -1 : 0;
+    }
+    buffer_append(&ex->pending, in->bytes, in->size); /* delimited by the backend closing */
+    h2o_buffer_consume(input, in->size);
+    return eof ? 1 : 0;
+}
+
+static void process_body(struct exchange *ex, const char *err)
+{
+    int reusable, rc = take_body_bytes(ex, &ex->conn->sock->input, err != NULL, &reusable);
+    if (rc < 0) {
+        on_backend_failure(ex, err != NULL ? err : "invalid chunked encoding from the backend", 502);
+    } else if (rc == 1) {
+        ex->backend_done = 1;
+        release_conn(ex, reusable);
+    } else {
+        set_backend_timer(ex, &ex->proxy->io_timeout);
+        if (ex->pending->size >= ex->proxy->cfg->upstream.response_buffer) {
+            ex->read_paused = 1;
+            h2o_socket_read_stop(ex->conn->sock);
+        }
+    }
+    flush_to_client(ex);
+}
+
+static void on_body_read(h2o_socket_t *sock, const char *err)
+{
+    process_body(sock->data, err);
+}
+
+static void start_response(struct exchange *ex)
+{
+    ex->started = 1;
+    ex->body_left = ex->framing.content_length;
+    ex->chunked.consume_trailer = 1; /* trailers are not forwarded; the connection must end clean */
+    if (!ex->framing.has_body) {
+        ex->backend_done = 1;
+        if (h2o_memis(ex->req->method.base, ex->req->method.len, H2O_STRLIT("HEAD")))
+            ex->req->res.content_length = ex->framing.content_length;
+        release_conn(ex, ex->framing.keepalive && ex->conn->sock->input->size == 0);
+    }
+    h2o_start_response(ex->req, &ex->super);
+    if (ex->conn != NULL) {
+        h2o_socket_read_start(ex->conn->sock, on_body_read);
+        if (ex->conn->sock->input->size != 0) {
+            process_body(ex, NULL);
+            return;
+        }
+    }
+    /* send the head now, without waiting for a body byte (libh2o 2.2.5's proxy waits) */
+    if (ex->backend_done) {
+        flush_to_client(ex);
+    } else {
+        ex->sending = 1;
+        h2o_timeout_link(ex->proxy->ctx->loop, &ex->proxy->stall_timeout, &ex->stall_timer);
+        h2o_send(ex->req, NULL, 0, H2O_SEND_STATE_IN_PROGRESS);
+    }
+}
+
+static int is_backend_url(void *ctx, h2o_iovec_t host, uint16_t port)
+{
+    struct upstream *up = ctx;
+    for (size_t i = 0; i != up->num_backends; ++i) {
+        const h2o_url_t *u = &up->backends[i].url;
+        if (h2o_url_get_port(u) == port && h2o_lcstris(host.base, host.len, u->host.base, u->host.len))
+            return 1;
+    }
+    return 0;
+}
+
+/* What the tunnel needs once the client's socket is handed over; the request is gone by then. */
+struct tunnel_start {
+    h2o_context_t *ctx;
+    h2o_timeout_t *timeout;
+    h2o_socket_t *backend_sock;
+};
+
+static void on_websocket_upgraded(void *data, h2o_socket_t *client_sock, size_t reqsize)
+{
+    struct tunnel_start *ts = data;
+    if (client_sock == NULL) {
+        h2o_socket_close(ts->backend_sock);
+    } else {
+        h2o_buffer_consume(&client_sock->input, reqsize);
+        h2o_tunnel_establish(ts->ctx, client_sock, ts->backend_sock, ts->timeout);
+    }
+    free(ts);
+}
+
+/* 101 from the backend to a WebSocket handshake: from here on the two sockets are a tunnel. */
+static void start_tunnel(struct exchange *ex)
+{
+    set_backend_timer(ex, NULL);
+    struct tunnel_start *ts = h2o_mem_alloc(sizeof(*ts));
+    *ts = (struct tunnel_start){ex->proxy->ctx, &ex->proxy->websocket_timeout, upstream_detach(ex->conn)};
+    ex->conn = NULL;
+    /* bytes the backend sent after its 101 belong to the tunnel */
+    h2o_iovec_t early = h2o_iovec_init(ts->backend_sock->input->bytes, ts->backend_sock->input->size);
+    h2o_iovec_t copy = h2o_strdup(&ex->req->pool, early.base, early.len);
+    h2o_buffer_consume(&ts->backend_sock->input, early.len);
+    h2o_http1_upgrade(ex->req, &copy, copy.len != 0 ? 1 : 0, on_websocket_upgraded, ts);
+}
+
+/* Parses the response head; 1xx interim responses other than 101 are skipped. */
+static void on_head_read(h2o_socket_t *sock, const char *err)
+{
+    struct exchange *ex = sock->data;
+    if (err != NULL) {
+        on_backend_failure(ex, err, 502);
+        return;
+    }
+    ex->got_byte = 1;
+    for (;;) {
+        struct http1_response res;
+        int len = http1_parse_response(sock->input->bytes, sock->input->size, &res);
+        if (len == -2 && sock->input->size < MAX_RESPONSE_HEAD)
+            return;
+        if (len < 0) {
+            on_backend_failure(ex, len == -2 ? "response head too large" : "invalid HTTP response from the backend", 502);
+            return;
+        }
+        if (res.status == 101 && ex->websocket) {
+            forward_copy_response(ex->req, &res, is_backend_url, ex->proxy->upstream, &ex->framing);
+            h2o_buffer_consume(&sock->input, (size_t)len);
+            start_tunnel(ex);
+            return;
+        }
+        if (res.status >= 100 && res.status < 200) {
+            h2o_buffer_consume(&sock->input, (size_t)len);
+            continue;
+        }
+        const char *bad = forward_copy_response(ex->req, &res, is_backend_url, ex->proxy->upstream, &ex->framing);
+        h2o_buffer_consume(&sock->input, (size_t)len);
+        if (bad != NULL) {
+            on_backend_failure(ex, bad, 502);
+            return;
+        }
+        start_response(ex);
+        return;
+    }
+}
+
+static void on_request_written(h2o_socket_t *sock, const char *err)
+{
+    struct exchange *ex = sock->data;
+    if (err != NULL) {
+        on_backend_failure(ex, err, 502);
+        return;
+    }
+    if (!ex->got_byte)
+        set_backend_timer(ex, &ex->proxy->first_byte_timeout);
+}
+
+static void send_request(struct exchange *ex)
+{
+    h2o_socket_t *sock = ex->conn->sock;
+    h2o_iovec_t bufs[2] = {ex->head, ex->req->entity};
+    sock->data = ex;
+    set_backend_timer(ex, &ex->proxy->io_timeout);
+    h2o_socket_write(sock, bufs, ex->req->entity.len != 0 ? 2 : 1, on_request_written);
+    h2o_socket_read_start(sock, on_head_read);
+}
+
+static void on_connection(struct upstream_request *ureq, struct upstream_conn *conn, const char *err)
+{
+    struct exchange *ex = H2O_STRUCT_FROM_MEMBER(struct exchange, ureq, ureq);
+    if (err != NULL) {
+        send_gateway_error(ex, status_for_error(err), err);
+        return;
+    }
+    ex->conn = conn;
+    send_request(ex);
+}
+
+static void start_exchange(struct exchange *ex, int want_fresh)
+{
+    upstream_acquire(upstream_pick_active(ex->proxy->upstream), &ex->ureq, on_connection, want_fresh);
+}
+
+/* The client is gone (or the response is complete): whatever is still in progress stops. */
+static void on_exchange_dispose(void *p)
+{
+    struct exchange *ex = p;
+    if (h2o_timeout_is_linked(&ex->stall_timer))
+        h2o_timeout_unlink(&ex->stall_timer);
+    upstream_cancel(&ex->ureq);
+    release_conn(ex, 0);
+    h2o_buffer_dispose(&ex->pending);
+    h2o_buffer_dispose(&ex->inflight);
+}
+
+static void on_client_stop(h2o_generator_t *generator, h2o_req_t *req)
+{
+    struct exchange *ex = (struct exchange *)generator;
+    release_conn(ex, 0);
+}
+
+static int is_websocket_request(h2o_req_t *req)
+{
+    return req->version < 0x200 && req->upgrade.base != NULL &&
+           h2o_lcstris(req->upgrade.base, req->upgrade.len, H2O_STRLIT("websocket"));
+}
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    struct proxy *proxy = *((struct proxy_handler *)self)->proxy;
+    struct exchange *ex = h2o_mem_alloc_shared(&req->pool, sizeof(*ex), on_exchange_dispose);
+    *ex = (struct exchange){.super = {on_client_proceed, on_client_stop}, .req = req, .proxy = proxy};
+    ex->backend_timer.cb = on_backend_timeout;
+    ex->stall_timer.cb = on_client_stall;
+    ex->ureq.backend = upstream_pick_active(proxy->upstream);
+    h2o_buffer_init(&ex->pending, &h2o_socket_buffer_prototype);
+    h2o_buffer_init(&ex->inflight, &h2o_socket_buffer_prototype);
+    ex->websocket = is_websocket_request(req);
+    ex->head = forward_build_request(req, ex->websocket);
+    start_exchange(ex, 0);
+    return 0;
+}
+
+void proxy_register(h2o_pathconf_t *pathconf, struct proxy **proxy)
+{
+    struct proxy_handler *h = (void *)h2o_create_handler(pathconf, sizeof(*h));
+    h->super.on_req = on_req;
+    h->proxy = proxy;
+}
+
+struct proxy *proxy_create(h2o_context_t *ctx, const struct config *cfg, struct upstream *upstream)
+{
+    struct proxy *p = h2o_mem_alloc(sizeof(*p));
+    *p = (struct proxy){.cfg = cfg, .upstream = upstream, .ctx = ctx};
+    h2o_timeout_init(ctx->loop, &p->first_byte_timeout, cfg->upstream.first_byte_timeout);
+    h2o_timeout_init(ctx->loop, &p->io_timeout, cfg->upstream.io_timeout);
+    h2o_timeout_init(ctx->loop, &p->stall_timeout, cfg->front.stall_timeout);
+    h2o_timeout_init(ctx->loop, &p->websocket_timeout, cfg->front.idle_timeout);
+    return p;
+}
+
+void proxy_destroy(struct proxy *p)
+{
+    if (p == NULL)
+        return;
+    h2o_timeout_dispose(p->ctx->loop, &p->first_byte_timeout);
+    h2o_timeout_dispose(p->ctx->loop, &p->io_timeout);
+    h2o_timeout_dispose(p->ctx->loop, &p->stall_timeout);
+    h2o_timeout_dispose(p->ctx->loop, &p->websocket_timeout);
+    free(p);
+}

@@ -1,0 +1,106 @@
+/*
+ * upstream: the bounded pool of HTTP/1.1 keep-alive connections to each backend (mgr dashboard).
+ *
+ * CherryPy serves a request per thread from a pool of 10, and an idle keep-alive connection holds
+ * one of those threads. So the pool is really bounded: a backend never has more than
+ * `upstream.max_connections` connections open or opening, health probes included. A request that
+ * finds no free connection waits in a FIFO queue (bounded in length and time); a released
+ * connection goes straight to the head of that queue. libh2o 2.2.5's socketpool ignores its
+ * capacity, so this module owns connections itself, on top of h2o sockets.
+ */
+#ifndef H2FRONT_UPSTREAM_H
+#define H2FRONT_UPSTREAM_H
+
+#include <h2o.h>
+#include "config.h"
+
+struct upstream;
+struct upstream_backend;
+struct upstream_conn;
+struct upstream_request;
+
+/* Called once per upstream_acquire: with a connection ready for one request, or with err set
+ * (one of the upstream_err_* strings or a connect error) and conn NULL. May be called from within
+ * upstream_acquire itself. */
+typedef void (*upstream_acquire_cb)(struct upstream_request *ureq, struct upstream_conn *conn, const char *err);
+
+/* A request's place in line for a connection; embedded in the caller's per-request state. */
+struct upstream_request {
+    struct upstream_backend *backend;
+    upstream_acquire_cb cb;
+    h2o_linklist_t _queue_link;
+    h2o_timeout_entry_t _queue_timeout;
+    struct upstream_conn *_connecting; /* borrowed: a connection being opened for this request */
+    int _want_fresh;
+};
+
+/* One HTTP/1.1 connection to a backend. Between acquire and release it belongs to one request. */
+struct upstream_conn {
+    h2o_socket_t *sock; /* NULL while connecting */
+    struct upstream_backend *backend;
+    uint64_t served;    /* responses completed on it before this one: 0 means freshly opened */
+    h2o_linklist_t _idle_link;
+    h2o_timeout_entry_t _timeout; /* connect timeout, then idle timeout */
+    struct upstream_request *_for;
+    struct upstream_tcp *_tcp; /* while connecting */
+};
+
+/* Counters per backend, read by tests, logs and (later) metrics. */
+struct upstream_stats {
+    uint64_t connects;         /* connections established */
+    uint64_t connect_failures; /* refused, unreachable, timed out, TLS failed */
+    uint64_t reuses;           /* requests sent on an already used connection */
+    uint64_t retries;          /* requests retried on a fresh connection after a stale one failed */
+    uint64_t queued;           /* requests that had to wait for a connection */
+    uint64_t queue_full;       /* rejected: the queue was full */
+    uint64_t queue_timeouts;   /* rejected: waited longer than queue.timeout */
+    uint64_t closed_idle;      /* idle connections closed (by us or by the backend) */
+};
+
+struct upstream_backend {
+    const struct config_backend *conf; /* borrowed from the config */
+    struct upstream *owner;
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    SSL_CTX *ssl_ctx;   /* owned; NULL for http:// */
+    h2o_url_t url;      /* owned copy; scheme, authority and host of the backend as configured */
+    size_t num_open;    /* connections open or opening: never above max_connections */
+    size_t num_queued;
+    h2o_linklist_t idle;  /* most recently used first */
+    h2o_linklist_t queue; /* oldest first */
+    struct upstream_stats stats;
+};
+
+struct upstream {
+    h2o_context_t *ctx;
+    const struct config *cfg; /* borrowed */
+    struct upstream_backend *backends;
+    size_t num_backends;
+    h2o_timeout_t connect_timeout, queue_timeout, idle_timeout;
+};
+
+extern const char upstream_err_queue_full[];
+extern const char upstream_err_queue_timeout[];
+extern const char upstream_err_connect_timeout[];
+
+/* Resolves every backend and prepares its TLS context. Returns NULL and prints why on failure. */
+struct upstream *upstream_create(h2o_context_t *ctx, const struct config *cfg);
+/* Closes idle connections and frees the backends; requests in flight must be gone. */
+void upstream_destroy(struct upstream *up);
+
+/* The backend requests go to: the active mgr. (Until health checks exist, the first backend.) */
+struct upstream_backend *upstream_pick_active(struct upstream *up);
+
+/* Gets a connection for one request: an idle one, a new one within the bound, or a place in the
+ * queue. want_fresh asks for a newly opened connection (the retry after a stale one failed). */
+void upstream_acquire(struct upstream_backend *backend, struct upstream_request *ureq, upstream_acquire_cb cb, int want_fresh);
+/* Gives up waiting (the client went away); the callback will not be called. */
+void upstream_cancel(struct upstream_request *ureq);
+/* Returns a connection after one exchange. reusable: the response was complete and framed, so the
+ * connection may serve the next request; otherwise it is closed. */
+void upstream_release(struct upstream_conn *conn, int reusable);
+/* Takes the connection out of the pool for good (a WebSocket tunnel) and hands over its socket;
+ * it stops counting against the bound. */
+h2o_socket_t *upstream_detach(struct upstream_conn *conn);
+
+#endif

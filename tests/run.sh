@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: installs what it needs, builds h2front twice (an optimised
+# build, and one under AddressSanitizer + UndefinedBehaviorSanitizer with clang), and runs every
+# unit and integration test against each. Exits non-zero if anything fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh --test
+tests/backend/get-dashboard-build.sh >/dev/null
+
+run_suite() { # name, meson options...
+  local dir=$1; shift
+  [ -d "$dir" ] || meson setup "$dir" "$@"
+  ninja -C "$dir"
+  meson test -C "$dir" --print-errorlogs --num-processes 2
+}
+
+echo "== release build (gcc, warnings as errors)"
+run_suite build -Dbuildtype=debugoptimized
+
+echo "== sanitizer build (clang, ASan + UBSan)"
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+CC=clang run_suite build-asan -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
