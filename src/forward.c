@@ -29,7 +29,8 @@ static void sb_append(struct strbuf *sb, const char *s, size_t len)
     sb->len += len;
 }
 
-#define sb_lit(sb, lit) sb_append((sb), (lit), sizeof(lit) - 1)
+/* lit must be a string literal: sizeof of anything else is a pointer's size */
+#define sb_lit(sb, lit) sb_append((sb), "" lit, sizeof(lit) - 1)
 
 static void sb_header(struct strbuf *sb, const char *name, size_t name_len, const char *value, size_t value_len)
 {
@@ -73,7 +74,10 @@ static void append_cookies(struct strbuf *sb, const h2o_headers_t *headers)
 {
     int first = 1;
     for (ssize_t i = -1; (i = h2o_find_header(headers, H2O_TOKEN_COOKIE, i)) != -1;) {
-        sb_lit(sb, first ? "cookie: " : "; ");
+        if (first)
+            sb_lit(sb, "cookie: ");
+        else
+            sb_lit(sb, "; ");
         sb_append(sb, headers->entries[i].value.base, headers->entries[i].value.len);
         first = 0;
     }
@@ -237,7 +241,7 @@ static void add_response_header(h2o_req_t *req, const struct http1_header *h, fo
         value = forward_rewrite_url(req, value, is_backend, cb_ctx);
     else if (token == H2O_TOKEN_SET_COOKIE)
         value = secure_cookie(req, value);
-    else if (token == NULL && h2o_memis(name.base, name.len, H2O_STRLIT("refresh")))
+    else if (h2o_memis(name.base, name.len, H2O_STRLIT("refresh")))
         value = rewrite_refresh(req, value, is_backend, cb_ctx);
     if (token != NULL)
         h2o_add_header(&req->pool, &req->res.headers, token, NULL, value.base, value.len);
