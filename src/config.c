@@ -930,6 +930,19 @@ static void apply_url_prefix(struct loader *ld, const struct key_spec *spec, con
     *target = xstrdup(value->text);
 }
 
+/* health_check.path: what each backend is asked for; an absolute path, optionally with a query. */
+static void apply_probe_path(struct loader *ld, const struct key_spec *spec, const struct ytree_node *value, const char *path,
+                             void *base)
+{
+    char **target = field(base, spec);
+    if (!is_preload_path(value->text)) {
+        report_value(ld, value, path, "is not an absolute path; write it like path: / or path: /ceph/");
+        return;
+    }
+    free(*target);
+    *target = xstrdup(value->text);
+}
+
 /* assets.preload: extra paths (below url_prefix, optionally with a query) for the critical set. */
 static void apply_preload(struct loader *ld, const struct key_spec *spec, const struct ytree_node *value, const char *path,
                           void *base)
@@ -1128,6 +1141,17 @@ static const struct key_spec front_keys[] = {
     {NULL},
 };
 
+static const struct key_spec health_keys[] = {
+    {"path", SHAPE_SCALAR, apply_probe_path, NULL, CFG(health_check.path), 0, 0, NULL, 0, "write it like path: /"},
+    NUMBER("interval", apply_u64, DURATION, CFG(health_check.interval), 100, HOUR, "write it like interval: 2s"),
+    NUMBER("timeout", apply_u64, DURATION, CFG(health_check.timeout), 100, HOUR, "write it like timeout: 2s"),
+    NUMBER("rise", apply_unsigned, COUNT, CFG(health_check.rise), 1, 100, "write it like rise: 2"),
+    NUMBER("fall", apply_unsigned, COUNT, CFG(health_check.fall), 1, 100, "write it like fall: 2"),
+    NUMBER("standby_status", apply_unsigned, COUNT, CFG(health_check.standby_status), 400, 599,
+           "write it like standby_status: 500, the dashboard's standby_error_status_code"),
+    {NULL},
+};
+
 static const struct key_spec assets_keys[] = {
     {"root", SHAPE_SCALAR_OR_NULL, apply_directory, NULL, CFG(assets.root), 0, 0, NULL, 0,
      "give the dashboard's frontend build directory, like root: /usr/share/ceph/mgr/dashboard/frontend/dist, or ~ for none"},
@@ -1153,6 +1177,7 @@ static const struct key_spec root_keys[] = {
     SECTION("upstream", upstream_keys, "write it as a map, like upstream: { max_connections: 10 }"),
     SECTION("limits", limits_keys, "write it as a map, like limits: { request_body: 16MiB }"),
     SECTION("front", front_keys, "write it as a map, like front: { idle_timeout: 60s }"),
+    SECTION("health_check", health_keys, "write it as a map, like health_check: { path: /, interval: 2s }"),
     SECTION("assets", assets_keys, "write it as a map, like assets: { root: /usr/share/ceph/mgr/dashboard/frontend/dist }"),
     SECTION("log", log_keys, "write it as a map, like log: { level: info }"),
     {NULL},
@@ -1179,6 +1204,12 @@ void config_init(struct config *cfg)
     cfg->front.stall_timeout = 30 * SECOND;
     cfg->front.handshake_timeout = 10 * SECOND;
     cfg->front.max_streams = 100;
+    cfg->health_check.path = xstrdup("/");
+    cfg->health_check.interval = 2 * SECOND;
+    cfg->health_check.timeout = 2 * SECOND;
+    cfg->health_check.rise = 2;
+    cfg->health_check.fall = 2;
+    cfg->health_check.standby_status = 500;
     cfg->assets.url_prefix = xstrdup(""); /* owned like any value read from the file, so config_free need not tell them apart */
     cfg->assets.early_hints = 1;
     cfg->log.level = LOG_LEVEL_INFO;
@@ -1218,6 +1249,8 @@ void config_free(struct config *cfg)
     cfg->backends.entries = NULL;
     cfg->backends.size = 0;
     free_assets(cfg);
+    free(cfg->health_check.path);
+    cfg->health_check.path = NULL;
     free(cfg->path);
     cfg->path = NULL;
 }

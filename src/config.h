@@ -84,6 +84,15 @@ struct config {
     } front;
 
     struct {
+        char *path;              /* owned; probed with GET on every backend; default "/" */
+        uint64_t interval;       /* ms between probes of one backend; default 2000 */
+        uint64_t timeout;        /* ms for one probe (connect + answer); default 2000 */
+        unsigned rise;           /* consecutive "active" results to become active; default 2 */
+        unsigned fall;           /* consecutive other results (or passive failures) to stop being active; default 2 */
+        unsigned standby_status; /* the dashboard's standby_error_status_code; default 500 */
+    } health_check;
+
+    struct {
         char *root;       /* owned; the dashboard's frontend build (dist/); NULL: everything goes to the backend */
         char *url_prefix; /* owned; "" or "/prefix" (the dashboard's url_prefix); default "" */
         struct {

@@ -6,6 +6,7 @@
 #include <h2o/http2_internal.h>
 
 #include "front.h"
+#include "health.h"
 #include "listener.h"
 #include "log.h"
 #include "proxy.h"
@@ -19,6 +20,7 @@ struct front {
     h2o_globalconf_t redirect_conf; /* plain listeners with `redirect: true` */
     h2o_context_t ctx;
     struct upstream *upstream;
+    struct health *health;
     struct proxy *proxy;
     size_t num_listeners;
     h2o_accept_ctx_t *accept_ctxs; /* one per listener */
@@ -172,7 +174,8 @@ struct front *front_create(const struct config *cfg, uv_loop_t *loop)
     h2o_context_init(&f->ctx, loop, &f->globalconf);
     if ((f->upstream = upstream_create(&f->ctx, cfg)) == NULL)
         goto Error;
-    f->proxy = proxy_create(&f->ctx, cfg, f->upstream);
+    f->health = health_create(f->upstream, cfg);
+    f->proxy = proxy_create(&f->ctx, cfg, f->upstream, f->health);
     f->num_listeners = cfg->listen.size;
     f->accept_ctxs = h2o_mem_alloc(sizeof(*f->accept_ctxs) * f->num_listeners);
     f->listeners = h2o_mem_alloc(sizeof(*f->listeners) * f->num_listeners);
@@ -217,6 +220,7 @@ void front_destroy(struct front *f)
         if (f->accept_ctxs[i].ssl_ctx != NULL)
             SSL_CTX_free(f->accept_ctxs[i].ssl_ctx);
     proxy_destroy(f->proxy);
+    health_destroy(f->health);
     upstream_destroy(f->upstream);
     /* libh2o 2.2.5 leaves its GOAWAY timer linked after the last connection is gone */
     if (h2o_timeout_is_linked(&f->ctx.http2._graceful_shutdown_timeout))

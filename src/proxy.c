@@ -6,6 +6,7 @@
 #include <h2o/tunnel.h>
 
 #include "forward.h"
+#include "health.h"
 #include "front.h"
 #include "http1.h"
 #include "log.h"
@@ -43,9 +44,10 @@ struct exchange {
     unsigned sending : 1;   /* an h2o_send awaits its proceed */
     unsigned read_paused : 1;
     unsigned finished : 1; /* the last h2o_send (final or error) was made */
+    unsigned connect_attempts;
 };
 
-static void start_exchange(struct exchange *ex, int want_fresh);
+static void start_exchange(struct exchange *ex, int flags);
 static void on_body_read(h2o_socket_t *sock, const char *err);
 static void flush_to_client(struct exchange *ex);
 
@@ -88,16 +90,34 @@ static void add_header_lit(h2o_req_t *req, const h2o_token_t *token, const char 
     h2o_add_header(&req->pool, &req->res.headers, token, NULL, value, strlen(value));
 }
 
+/* "http://a:8443 (down: connection refused); http://b:8443 (standby: ...)": what an operator needs
+ * to read on an error page when no backend could take the request. */
+static size_t describe_backends(struct upstream *up, char *buf, size_t size)
+{
+    size_t n = 0;
+    for (size_t i = 0; i != up->num_backends && n < size; ++i) {
+        const struct upstream_backend *b = &up->backends[i];
+        n += (size_t)snprintf(buf + n, size - n, "%s  %s: %s (%s)\n", i == 0 ? "\n" : "", b->conf->url,
+                              upstream_state_name(b->state), b->state_reason[0] != '\0' ? b->state_reason : "not probed yet");
+    }
+    return n;
+}
+
 /* Answers the client when no usable response came from the backend: says which backend, what
  * happened, and (503) when to try again. */
 static void send_gateway_error(struct exchange *ex, int status, const char *what)
 {
     h2o_req_t *req = ex->req;
     static const char *const reasons[] = {[2] = "Bad Gateway", [3] = "Service Unavailable", [4] = "Gateway Timeout"};
-    char *body = h2o_mem_alloc_pool(&req->pool, 512);
-    snprintf(body, 512, "h2front: %d %s: backend %s: %s\n", status, reasons[status - 500], backend_of(ex)->conf->url, what);
-    log_warn("proxy", "%.*s %.*s -> %d: backend %s: %s", (int)req->method.len, req->method.base, (int)req->path.len,
-             req->path.base, status, backend_of(ex)->conf->url, what);
+    size_t size = 2048;
+    char *body = h2o_mem_alloc_pool(&req->pool, size);
+    const char *url = backend_of(ex) != NULL ? backend_of(ex)->conf->url : NULL;
+    int n = url != NULL ? snprintf(body, size, "h2front: %d %s: backend %s: %s\n", status, reasons[status - 500], url, what)
+                        : snprintf(body, size, "h2front: %d %s: %s; backends:", status, reasons[status - 500], what);
+    if (url == NULL)
+        describe_backends(ex->proxy->upstream, body + n, size - (size_t)n);
+    log_warn("proxy", "%.*s %.*s -> %d: %s%s%s", (int)req->method.len, req->method.base, (int)req->path.len, req->path.base,
+             status, url != NULL ? url : "", url != NULL ? ": " : "", what);
     memset(&req->res.headers, 0, sizeof(req->res.headers));
     if (status == 503)
         add_header_lit(req, H2O_TOKEN_RETRY_AFTER, "5");
@@ -108,7 +128,7 @@ static void send_gateway_error(struct exchange *ex, int status, const char *what
 /* Picks the status that tells the client the truth about a failed exchange. */
 static int status_for_error(const char *err)
 {
-    if (err == upstream_err_queue_full || err == upstream_err_queue_timeout)
+    if (err == upstream_err_queue_full || err == upstream_err_queue_timeout || err == upstream_err_no_active)
         return 503;
     if (err == upstream_err_connect_timeout)
         return 504;
@@ -129,7 +149,10 @@ static const char *describe_error(const char *err)
 static void on_backend_failure(struct exchange *ex, const char *err, int status)
 {
     int was_reused = ex->conn != NULL && ex->conn->served != 0;
+    int stale_race = was_reused && !ex->got_byte;
     release_conn(ex, 0);
+    if (!stale_race)
+        health_report(ex->proxy->health, backend_of(ex), UPSTREAM_DOWN, describe_error(err));
     if (ex->started) {
         ex->backend_failed = 1;
         ex->backend_done = 1;
@@ -143,10 +166,49 @@ static void on_backend_failure(struct exchange *ex, const char *err, int status)
         ++backend_of(ex)->stats.retries;
         log_debug("proxy", "retrying %.*s on a fresh connection: %s", (int)ex->req->path.len, ex->req->path.base,
                   describe_error(err));
-        start_exchange(ex, 1);
+        start_exchange(ex, UPSTREAM_FRESH);
         return;
     }
     send_gateway_error(ex, status, describe_error(err));
+}
+
+/* A standby mgr answered (its backend was active a moment ago: a failover is under way). Its
+ * redirect points at an address the browser usually cannot reach, so it never goes out: the
+ * request waits for the new active mgr if it may be sent twice, or is refused with a retry hint. */
+static void on_standby_answer(struct exchange *ex)
+{
+    release_conn(ex, 0);
+    health_report(ex->proxy->health, backend_of(ex), UPSTREAM_STANDBY, "answers with a standby's redirect");
+    h2o_req_t *req = ex->req;
+    memset(&req->res, 0, sizeof(req->res));
+    req->res.content_length = SIZE_MAX;
+    if (forward_is_idempotent(req) && !ex->retried) {
+        ex->retried = 1;
+        start_exchange(ex, 0);
+        return;
+    }
+    send_gateway_error(ex, 503, "the backend is a standby mgr (failover in progress); retry");
+}
+
+/* The standby's answer: a redirect to the active mgr's root URL, whatever was asked. The
+ * dashboard itself never redirects elsewhere to a bare "/". */
+static int is_standby_redirect(struct exchange *ex, const struct http1_response *res)
+{
+    if (!(res->status == 301 || res->status == 302 || res->status == 303 || res->status == 307 || res->status == 308))
+        return 0;
+    for (size_t i = 0; i != res->num_headers; ++i) {
+        const struct http1_header *h = &res->headers[i];
+        if (!h2o_lcstris(h->name, h->name_len, H2O_STRLIT("location")))
+            continue;
+        h2o_url_t url;
+        if (h2o_url_parse(h->value, h->value_len, &url) != 0)
+            return 0;
+        return url.path.len <= 1 && !(ex->req->path.len == 1 && url.host.len != 0 &&
+                                      h2o_lcstris(url.host.base, url.host.len, backend_of(ex)->url.host.base,
+                                                  backend_of(ex)->url.host.len) &&
+                                      h2o_url_get_port(&url) == h2o_url_get_port(&backend_of(ex)->url));
+    }
+    return 0;
 }
 
 static void on_backend_timeout(h2o_timeout_entry_t *entry)
@@ -264,6 +326,7 @@ static void on_body_read(h2o_socket_t *sock, const char *err)
 
 static void start_response(struct exchange *ex)
 {
+    health_report(ex->proxy->health, backend_of(ex), UPSTREAM_ACTIVE, "answers requests");
     ex->started = 1;
     ex->body_left = ex->framing.content_length;
     ex->chunked.consume_trailer = 1; /* trailers are not forwarded; the connection must end clean */
@@ -363,6 +426,10 @@ static void on_head_read(h2o_socket_t *sock, const char *err)
             h2o_buffer_consume(&sock->input, (size_t)len);
             continue;
         }
+        if (is_standby_redirect(ex, &res)) {
+            on_standby_answer(ex);
+            return;
+        }
         const char *bad = forward_copy_response(ex->req, &res, is_backend_url, ex->proxy->upstream, &ex->framing);
         h2o_buffer_consume(&sock->input, (size_t)len);
         if (bad != NULL) {
@@ -395,9 +462,24 @@ static void send_request(struct exchange *ex)
     h2o_socket_read_start(sock, on_head_read);
 }
 
+static int is_connect_error(const char *err)
+{
+    return !(err == upstream_err_queue_full || err == upstream_err_queue_timeout || err == upstream_err_no_active ||
+             err == upstream_err_all_down || err == upstream_err_busy);
+}
+
 static void on_connection(struct upstream_request *ureq, struct upstream_conn *conn, const char *err)
 {
     struct exchange *ex = H2O_STRUCT_FROM_MEMBER(struct exchange, ureq, ureq);
+    if (err != NULL && is_connect_error(err)) {
+        /* nothing was sent, so any request may go again: to the same backend until health marks it
+         * down (fall), then to the new active one, or it fails once every backend is down */
+        health_report(ex->proxy->health, ureq->backend, UPSTREAM_DOWN, err);
+        if (++ex->connect_attempts <= ex->proxy->cfg->health_check.fall) {
+            start_exchange(ex, 0);
+            return;
+        }
+    }
     if (err != NULL) {
         send_gateway_error(ex, status_for_error(err), err);
         return;
@@ -406,9 +488,9 @@ static void on_connection(struct upstream_request *ureq, struct upstream_conn *c
     send_request(ex);
 }
 
-static void start_exchange(struct exchange *ex, int want_fresh)
+static void start_exchange(struct exchange *ex, int flags)
 {
-    upstream_acquire(upstream_pick_active(ex->proxy->upstream), &ex->ureq, on_connection, want_fresh);
+    upstream_acquire_active(ex->proxy->upstream, &ex->ureq, on_connection, flags);
 }
 
 /* The client is gone (or the response is complete): whatever is still in progress stops. */
@@ -442,7 +524,6 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     *ex = (struct exchange){.super = {on_client_proceed, on_client_stop}, .req = req, .proxy = proxy};
     ex->backend_timer.cb = on_backend_timeout;
     ex->stall_timer.cb = on_client_stall;
-    ex->ureq.backend = upstream_pick_active(proxy->upstream);
     h2o_buffer_init(&ex->pending, &h2o_socket_buffer_prototype);
     h2o_buffer_init(&ex->inflight, &h2o_socket_buffer_prototype);
     ex->websocket = is_websocket_request(req);
@@ -458,10 +539,10 @@ void proxy_register(h2o_pathconf_t *pathconf, struct proxy **proxy)
     h->proxy = proxy;
 }
 
-struct proxy *proxy_create(h2o_context_t *ctx, const struct config *cfg, struct upstream *upstream)
+struct proxy *proxy_create(h2o_context_t *ctx, const struct config *cfg, struct upstream *upstream, struct health *health)
 {
     struct proxy *p = h2o_mem_alloc(sizeof(*p));
-    *p = (struct proxy){.cfg = cfg, .upstream = upstream, .ctx = ctx};
+    *p = (struct proxy){.cfg = cfg, .upstream = upstream, .health = health, .ctx = ctx};
     h2o_timeout_init(ctx->loop, &p->first_byte_timeout, cfg->upstream.first_byte_timeout);
     h2o_timeout_init(ctx->loop, &p->io_timeout, cfg->upstream.io_timeout);
     h2o_timeout_init(ctx->loop, &p->stall_timeout, cfg->front.stall_timeout);

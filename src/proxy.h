@@ -17,16 +17,19 @@
 #include "config.h"
 #include "upstream.h"
 
+struct health;
+
 struct proxy {
     const struct config *cfg; /* borrowed */
     struct upstream *upstream;
+    struct health *health; /* borrowed; told what each exchange learned of its backend */
     h2o_context_t *ctx;
     h2o_timeout_t first_byte_timeout, io_timeout, stall_timeout;
     h2o_timeout_t websocket_timeout;
 };
 
-/* Creates the proxy state for one event loop; the upstream pool is borrowed. */
-struct proxy *proxy_create(h2o_context_t *ctx, const struct config *cfg, struct upstream *upstream);
+/* Creates the proxy state for one event loop; the upstream pool and health checker are borrowed. */
+struct proxy *proxy_create(h2o_context_t *ctx, const struct config *cfg, struct upstream *upstream, struct health *health);
 void proxy_destroy(struct proxy *proxy);
 
 /* Registers the forwarding handler on a path; it serves every request that reaches it.

@@ -11,6 +11,15 @@
 const char upstream_err_queue_full[] = "the request queue is full";
 const char upstream_err_queue_timeout[] = "no connection became free within queue.timeout";
 const char upstream_err_connect_timeout[] = "connect timed out";
+const char upstream_err_busy[] = "every connection is busy";
+const char upstream_err_no_active[] = "no backend became active within queue.timeout";
+const char upstream_err_all_down[] = "every backend is down";
+
+const char *upstream_state_name(enum upstream_state state)
+{
+    static const char *const names[] = {"unknown", "active", "standby", "down"};
+    return names[state];
+}
 
 /* A TCP handle while its connect is in flight. libuv reports why a connect failed (refused,
  * unreachable), which h2o_socket_connect would reduce to "connection failure"; so h2front connects
@@ -178,7 +187,8 @@ static struct upstream_conn *take_idle(struct upstream_backend *b, int most_rece
 static int try_serve(struct upstream_backend *b, struct upstream_request *ureq)
 {
     size_t max = b->owner->cfg->upstream.max_connections;
-    if (!ureq->_want_fresh && !h2o_linklist_is_empty(&b->idle)) {
+    int want_fresh = (ureq->_flags & UPSTREAM_FRESH) != 0;
+    if (!want_fresh && !h2o_linklist_is_empty(&b->idle)) {
         struct upstream_conn *conn = take_idle(b, 1);
         ++b->stats.reuses;
         deliver(ureq, conn, NULL);
@@ -188,7 +198,7 @@ static int try_serve(struct upstream_backend *b, struct upstream_request *ureq)
         open_connection(b, ureq);
         return 1;
     }
-    if (ureq->_want_fresh && !h2o_linklist_is_empty(&b->idle)) {
+    if (want_fresh && !h2o_linklist_is_empty(&b->idle)) {
         /* trade the least recently used idle connection for a fresh one */
         destroy_conn(take_idle(b, 0));
         open_connection(b, ureq);
@@ -201,7 +211,10 @@ static void dequeue(struct upstream_request *ureq)
 {
     h2o_linklist_unlink(&ureq->_queue_link);
     h2o_timeout_unlink(&ureq->_queue_timeout);
-    --ureq->backend->num_queued;
+    if (ureq->backend != NULL)
+        --ureq->backend->num_queued;
+    else
+        --ureq->_owner->num_waiting_active;
 }
 
 /* Serves waiting requests, oldest first, while connections are free or may be opened. */
@@ -221,18 +234,24 @@ static void serve_queue(struct upstream_backend *b)
 static void on_queue_timeout(h2o_timeout_entry_t *entry)
 {
     struct upstream_request *ureq = H2O_STRUCT_FROM_MEMBER(struct upstream_request, _queue_timeout, entry);
-    ++ureq->backend->stats.queue_timeouts;
+    int waited_for_active = ureq->backend == NULL;
+    if (!waited_for_active)
+        ++ureq->backend->stats.queue_timeouts;
     dequeue(ureq);
-    deliver(ureq, NULL, upstream_err_queue_timeout);
+    deliver(ureq, NULL, waited_for_active ? upstream_err_no_active : upstream_err_queue_timeout);
 }
 
-void upstream_acquire(struct upstream_backend *b, struct upstream_request *ureq, upstream_acquire_cb cb, int want_fresh)
+void upstream_acquire(struct upstream_backend *b, struct upstream_request *ureq, upstream_acquire_cb cb, int flags)
 {
-    *ureq = (struct upstream_request){.backend = b, .cb = cb, ._want_fresh = want_fresh};
+    *ureq = (struct upstream_request){.backend = b, ._owner = b->owner, .cb = cb, ._flags = flags};
     ureq->_queue_timeout.cb = on_queue_timeout;
     /* first come, first served: a newcomer may not overtake requests already waiting */
-    if (h2o_linklist_is_empty(&b->queue) && try_serve(b, ureq))
+    if ((h2o_linklist_is_empty(&b->queue) || (flags & UPSTREAM_NO_QUEUE) != 0) && try_serve(b, ureq))
         return;
+    if ((flags & UPSTREAM_NO_QUEUE) != 0) {
+        deliver(ureq, NULL, upstream_err_busy);
+        return;
+    }
     if (b->num_queued >= b->owner->cfg->upstream.queue_max) {
         ++b->stats.queue_full;
         deliver(ureq, NULL, upstream_err_queue_full);
@@ -241,8 +260,70 @@ void upstream_acquire(struct upstream_backend *b, struct upstream_request *ureq,
     ++b->num_queued;
     ++b->stats.queued;
     /* a retry has waited once already, so it goes to the front */
-    h2o_linklist_insert(want_fresh ? b->queue.next : &b->queue, &ureq->_queue_link);
+    h2o_linklist_insert((flags & UPSTREAM_FRESH) != 0 ? b->queue.next : &b->queue, &ureq->_queue_link);
     h2o_timeout_link(loop_of(b), &b->owner->queue_timeout, &ureq->_queue_timeout);
+}
+
+/* Whether some backend may still become active: one that answers as a standby, or one not probed yet. */
+static int failover_possible(struct upstream *up)
+{
+    for (size_t i = 0; i != up->num_backends; ++i)
+        if (up->backends[i].state != UPSTREAM_DOWN)
+            return 1;
+    return 0;
+}
+
+void upstream_acquire_active(struct upstream *up, struct upstream_request *ureq, upstream_acquire_cb cb, int flags)
+{
+    struct upstream_backend *b = upstream_pick_active(up);
+    if (b != NULL) {
+        upstream_acquire(b, ureq, cb, flags);
+        return;
+    }
+    *ureq = (struct upstream_request){._owner = up, .cb = cb, ._flags = flags};
+    ureq->_queue_timeout.cb = on_queue_timeout;
+    if (!failover_possible(up)) {
+        deliver(ureq, NULL, upstream_err_all_down);
+        return;
+    }
+    if (up->num_waiting_active >= up->cfg->upstream.queue_max) {
+        deliver(ureq, NULL, upstream_err_queue_full);
+        return;
+    }
+    ++up->num_waiting_active;
+    h2o_linklist_insert(&up->waiting_active, &ureq->_queue_link);
+    h2o_timeout_link(up->ctx->loop, &up->queue_timeout, &ureq->_queue_timeout);
+}
+
+/* Moves the requests that waited for an active backend into that backend's queue, oldest first;
+ * or fails them when the last hope went down. */
+static void release_waiting_active(struct upstream *up)
+{
+    while (!h2o_linklist_is_empty(&up->waiting_active)) {
+        struct upstream_request *ureq = H2O_STRUCT_FROM_MEMBER(struct upstream_request, _queue_link, up->waiting_active.next);
+        dequeue(ureq);
+        if (up->active != NULL)
+            upstream_acquire(up->active, ureq, ureq->cb, ureq->_flags);
+        else
+            deliver(ureq, NULL, upstream_err_all_down);
+    }
+}
+
+void upstream_set_state(struct upstream_backend *b, enum upstream_state state, const char *reason)
+{
+    struct upstream *up = b->owner;
+    b->state = state;
+    snprintf(b->state_reason, sizeof(b->state_reason), "%s", reason);
+    if (state == UPSTREAM_ACTIVE) {
+        up->active = b;
+    } else if (up->active == b) {
+        up->active = NULL;
+        for (size_t i = 0; i != up->num_backends && up->active == NULL; ++i)
+            if (up->backends[i].state == UPSTREAM_ACTIVE)
+                up->active = &up->backends[i];
+    }
+    if (up->active != NULL || !failover_possible(up))
+        release_waiting_active(up);
 }
 
 void upstream_cancel(struct upstream_request *ureq)
@@ -283,7 +364,7 @@ h2o_socket_t *upstream_detach(struct upstream_conn *conn)
 
 struct upstream_backend *upstream_pick_active(struct upstream *up)
 {
-    return &up->backends[0];
+    return up->active;
 }
 
 /* Backends are resolved once, at start: the event loop must never block on DNS. */
@@ -332,6 +413,7 @@ struct upstream *upstream_create(h2o_context_t *ctx, const struct config *cfg)
     struct upstream *up = h2o_mem_alloc(sizeof(*up));
     *up = (struct upstream){.ctx = ctx, .cfg = cfg, .num_backends = cfg->backends.size};
     up->backends = h2o_mem_alloc(sizeof(*up->backends) * cfg->backends.size);
+    h2o_linklist_init_anchor(&up->waiting_active);
     h2o_timeout_init(ctx->loop, &up->connect_timeout, cfg->upstream.connect_timeout);
     h2o_timeout_init(ctx->loop, &up->queue_timeout, cfg->upstream.queue_timeout);
     h2o_timeout_init(ctx->loop, &up->idle_timeout, cfg->upstream.idle_timeout);

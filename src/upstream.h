@@ -24,14 +24,29 @@ struct upstream_request;
  * upstream_acquire itself. */
 typedef void (*upstream_acquire_cb)(struct upstream_request *ureq, struct upstream_conn *conn, const char *err);
 
+/* Flags for upstream_acquire. */
+enum {
+    UPSTREAM_FRESH = 1,    /* a newly opened connection (the retry after a stale one failed) */
+    UPSTREAM_NO_QUEUE = 2, /* fail with upstream_err_busy instead of waiting (health probes) */
+};
+
 /* A request's place in line for a connection; embedded in the caller's per-request state. */
 struct upstream_request {
-    struct upstream_backend *backend;
+    struct upstream_backend *backend; /* NULL while waiting for an active backend */
+    struct upstream *_owner;
     upstream_acquire_cb cb;
     h2o_linklist_t _queue_link;
     h2o_timeout_entry_t _queue_timeout;
     struct upstream_conn *_connecting; /* borrowed: a connection being opened for this request */
-    int _want_fresh;
+    int _flags;
+};
+
+/* What h2front knows of a backend (a mgr's dashboard), from health probes and proxied requests. */
+enum upstream_state {
+    UPSTREAM_UNKNOWN, /* not probed yet */
+    UPSTREAM_ACTIVE,  /* serves the dashboard: requests go here */
+    UPSTREAM_STANDBY, /* answers, but as a standby mgr (redirect, error status or refresh page) */
+    UPSTREAM_DOWN,    /* does not answer usefully: refused, reset, timed out, broken responses */
 };
 
 /* One HTTP/1.1 connection to a backend. Between acquire and release it belongs to one request. */
@@ -60,6 +75,8 @@ struct upstream_stats {
 struct upstream_backend {
     const struct config_backend *conf; /* borrowed from the config */
     struct upstream *owner;
+    enum upstream_state state;
+    char state_reason[160]; /* why it is in that state, for logs and error pages */
     struct sockaddr_storage addr;
     socklen_t addrlen;
     SSL_CTX *ssl_ctx;   /* owned; NULL for http:// */
@@ -76,24 +93,40 @@ struct upstream {
     const struct config *cfg; /* borrowed */
     struct upstream_backend *backends;
     size_t num_backends;
+    struct upstream_backend *active; /* the backend requests go to; NULL during a failover */
+    h2o_linklist_t waiting_active;   /* requests waiting for an active backend, oldest first */
+    size_t num_waiting_active;
     h2o_timeout_t connect_timeout, queue_timeout, idle_timeout;
 };
 
 extern const char upstream_err_queue_full[];
 extern const char upstream_err_queue_timeout[];
 extern const char upstream_err_connect_timeout[];
+extern const char upstream_err_busy[];
+extern const char upstream_err_no_active[];
+extern const char upstream_err_all_down[];
+
+/* "active", "standby", "down" or "unknown". */
+const char *upstream_state_name(enum upstream_state state);
 
 /* Resolves every backend and prepares its TLS context. Returns NULL and prints why on failure. */
 struct upstream *upstream_create(h2o_context_t *ctx, const struct config *cfg);
 /* Closes idle connections and frees the backends; requests in flight must be gone. */
 void upstream_destroy(struct upstream *up);
 
-/* The backend requests go to: the active mgr. (Until health checks exist, the first backend.) */
+/* The backend requests go to: the active mgr, or NULL when none is known to be active. */
 struct upstream_backend *upstream_pick_active(struct upstream *up);
 
 /* Gets a connection for one request: an idle one, a new one within the bound, or a place in the
- * queue. want_fresh asks for a newly opened connection (the retry after a stale one failed). */
-void upstream_acquire(struct upstream_backend *backend, struct upstream_request *ureq, upstream_acquire_cb cb, int want_fresh);
+ * queue (flags: UPSTREAM_FRESH, UPSTREAM_NO_QUEUE). */
+void upstream_acquire(struct upstream_backend *backend, struct upstream_request *ureq, upstream_acquire_cb cb, int flags);
+/* The same on the active backend. While none is active but one may become so (standby or not yet
+ * probed), the request waits for it, bounded like the queue; when every backend is down it fails
+ * at once with upstream_err_all_down. */
+void upstream_acquire_active(struct upstream *up, struct upstream_request *ureq, upstream_acquire_cb cb, int flags);
+/* Records a backend's new state (health module only) and, when one became active, hands it the
+ * requests that were waiting for an active backend. */
+void upstream_set_state(struct upstream_backend *backend, enum upstream_state state, const char *reason);
 /* Gives up waiting (the client went away); the callback will not be called. */
 void upstream_cancel(struct upstream_request *ureq);
 /* Returns a connection after one exchange. reusable: the response was complete and framed, so the

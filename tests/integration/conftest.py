@@ -27,9 +27,16 @@ def _stop_processes_started_by_the_test():
     among those, so what runs before this snapshot belongs to module or session fixtures and
     is left alone."""
     before = harness.running_procs()
+    first_new = len(harness.STARTED)
     yield
     for proc in harness.running_procs() - before:
         proc.stop()
+    # a sanitizer report or a crash in h2front fails the test that provoked it, whatever it asserted
+    for proc in harness.STARTED[first_new:]:
+        if proc.name == 'h2front':
+            problems = harness.h2front_health_problems(proc)
+            if problems:
+                pytest.fail('%s:\n%s' % ('; '.join(problems), proc.log()[-6000:]), pytrace=False)
 
 
 @pytest.fixture

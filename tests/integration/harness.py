@@ -84,6 +84,23 @@ def make_cert(directory):
 # Processes.
 
 _RUNNING = set()  # every Proc not yet stopped; conftest.py and atexit stop the leftovers
+STARTED = []      # every Proc ever started, in order; conftest.py inspects the h2front ones after each test
+
+
+SANITIZER_REPORT = re.compile(r'(ERROR: (Address|Leak)Sanitizer|runtime error:|SUMMARY: \w+Sanitizer)')
+
+
+def h2front_health_problems(proc):
+    """What went wrong inside an h2front the test has stopped: a sanitizer report, a crash, or an
+    exit other than the clean one SIGTERM gives. Empty when it ran clean."""
+    problems = []
+    log = proc.log()
+    if SANITIZER_REPORT.search(log):
+        problems.append('sanitizer report in h2front\'s output')
+    status = proc.popen.returncode
+    if status is not None and status != 0 and not getattr(proc, 'expected_exit', False):
+        problems.append('h2front exited with status %s' % status)
+    return problems
 
 
 def running_procs():
@@ -113,6 +130,7 @@ class Proc:
                                           stdin=subprocess.DEVNULL, cwd=self.workdir,
                                           env=env, preexec_fn=_die_with_parent)
         _RUNNING.add(self)
+        STARTED.append(self)
 
     def _unused_path(self, suffix):
         for n in range(1, 1000):

@@ -349,7 +349,7 @@ static void test_unknown_keys(void)
                  "t.yaml:1:1: lisen: unknown key; did you mean listen?");
     EXPECT_ERROR(
         BASE "frontend: {}\n",
-        "t.yaml:6:1: frontend: unknown key; the keys allowed here are: listen, backends, upstream, limits, front, assets, log");
+        "t.yaml:6:1: frontend: unknown key; the keys allowed here are: listen, backends, upstream, limits, front, health_check, assets, log");
     EXPECT_ERROR(BASE "upstream: {ab: 1}\n", "t.yaml:6:12: upstream.ab: unknown key; the keys allowed here are: max_connections,");
     EXPECT_ERROR(BASE "  - url: http://h\n    verfy: true\n", "t.yaml:7:5: backends[1].verfy: unknown key; did you mean verify?");
     EXPECT_ERROR(BASE "  - url: http://h\n    \"ca\\x01\": x\n", "t.yaml:7:5: backends[1].ca?: unknown key");
@@ -472,6 +472,23 @@ static void test_unreadable_files(void)
         EXPECT_ERROR(yaml, "t.yaml:4:14: backends[0].ca_file: ");
     }
     unlink(key);
+}
+
+static void test_health_check(void)
+{
+    struct config cfg;
+    CHECK(loads(&cfg, BASE));
+    CHECK(strcmp(cfg.health_check.path, "/") == 0 && cfg.health_check.interval == 2000 && cfg.health_check.timeout == 2000);
+    CHECK(cfg.health_check.rise == 2 && cfg.health_check.fall == 2 && cfg.health_check.standby_status == 500);
+    config_free(&cfg);
+    CHECK(loads(&cfg, BASE "health_check: { path: /api/health/minimal, interval: 500ms, rise: 1, standby_status: 503 }\n"));
+    CHECK(strcmp(cfg.health_check.path, "/api/health/minimal") == 0 && cfg.health_check.interval == 500);
+    CHECK(cfg.health_check.rise == 1 && cfg.health_check.standby_status == 503);
+    config_free(&cfg);
+    EXPECT_ERROR(BASE "health_check:\n  path: health\n", "t.yaml:7:9: health_check.path: \"health\" is not an absolute path;");
+    EXPECT_ERROR(BASE "health_check:\n  standby_status: 200\n", "t.yaml:7:19: health_check.standby_status: ");
+    EXPECT_ERROR(BASE "health_check:\n  interval: 10\n", "t.yaml:7:13: health_check.interval: ");
+    EXPECT_ERROR(BASE "health_check:\n  fal: 3\n", "t.yaml:7:3: health_check.fal: unknown key; did you mean fall?");
 }
 
 static void test_assets(void)
@@ -709,6 +726,7 @@ int main(void)
     test_tls_errors();
     test_unreadable_files();
     test_cross_key_rules();
+    test_health_check();
     test_assets();
     test_reports_all_errors();
     test_messages_stay_one_line();
