@@ -5,6 +5,7 @@
 #include <h2o/http2.h>
 #include <h2o/http2_internal.h>
 
+#include "assets.h"
 #include "front.h"
 #include "health.h"
 #include "listener.h"
@@ -22,6 +23,11 @@ struct front {
     struct upstream *upstream;
     struct health *health;
     struct proxy *proxy;
+    struct assets *assets; /* NULL until loaded (or without assets.root): then everything is forwarded */
+    uv_work_t assets_work;
+    struct assets *assets_loaded;
+    char assets_error[512];
+    int assets_loading;
     size_t num_listeners;
     h2o_accept_ctx_t *accept_ctxs; /* one per listener */
     struct listener **listeners;
@@ -35,6 +41,11 @@ struct limits_handler {
 struct redirect_handler {
     h2o_handler_t super;
     uint16_t https_port;
+};
+
+struct assets_handler {
+    h2o_handler_t super;
+    struct front *front;
 };
 
 static size_t request_header_bytes(h2o_req_t *req)
@@ -94,6 +105,83 @@ static int on_req_redirect(h2o_handler_t *self, h2o_req_t *req)
     return 0;
 }
 
+/* The whole header value, several fields joined as HTTP says they may be. */
+static h2o_iovec_t joined_header(h2o_req_t *req, const h2o_token_t *token, const char *separator)
+{
+    h2o_iovec_t joined = {NULL, 0};
+    for (ssize_t i = -1; (i = h2o_find_header(&req->headers, token, i)) != -1;) {
+        h2o_iovec_t v = req->headers.entries[i].value;
+        joined = joined.base == NULL ? v : h2o_concat(&req->pool, joined, h2o_iovec_init(separator, strlen(separator)), v);
+    }
+    return joined;
+}
+
+/* Tells the browser what the page will need while the backend is still producing the document:
+ * a Link header on the final response, the same set in a 103 first over HTTP/2, and pushes for
+ * clients that accept them (h2o's CASPer cookie keeps a browser from being pushed twice). */
+static void announce_critical_set(struct front *f, h2o_req_t *req)
+{
+    const struct assets_lang *lang = assets_negotiate(f->assets, joined_header(req, H2O_TOKEN_COOKIE, "; "),
+                                                      joined_header(req, H2O_TOKEN_ACCEPT_LANGUAGE, ", "));
+    if (lang == NULL)
+        return; /* the dashboard will refuse or pick a language h2front cannot predict */
+    h2o_iovec_t link = assets_preload_link(lang);
+    if (link.len == 0)
+        return;
+    if (req->version >= 0x200 && f->cfg->assets.early_hints)
+        front_send_early_hints(req, link);
+    if (req->version >= 0x200 && f->cfg->assets.push)
+        h2o_push_path_in_link_header(req, link.base, link.len);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_LINK, NULL, link.base, link.len);
+}
+
+/* Serves the dashboard's static files from memory; navigations go on to the backend, announced. */
+static int on_req_assets(h2o_handler_t *self, h2o_req_t *req)
+{
+    struct front *f = ((struct assets_handler *)self)->front;
+    if (f->assets == NULL)
+        return -1;
+    if (assets_serve(f->assets, req) == 0)
+        return 0;
+    if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) && assets_is_document(f->assets, req->path))
+        announce_critical_set(f, req);
+    return -1;
+}
+
+/* Loading compresses every file at the best brotli level, which takes seconds for the dashboard's
+ * 3.5 MB bundle; it runs on libuv's thread pool so that h2front serves (forwarding) meanwhile. */
+static void load_assets_in_background(uv_work_t *work)
+{
+    struct front *f = work->data;
+    const struct config *cfg = f->cfg;
+    f->assets_loaded = assets_load(cfg->assets.root, cfg->assets.url_prefix, cfg->assets.preload.entries,
+                                   cfg->assets.preload.size, f->assets_error, sizeof(f->assets_error));
+}
+
+static void on_assets_loaded(uv_work_t *work, int status)
+{
+    struct front *f = work->data;
+    f->assets_loading = 0;
+    if (f->assets_loaded == NULL) {
+        log_error("assets", "%s: %s; serving everything from the backend", f->cfg->assets.root, f->assets_error);
+        return;
+    }
+    f->assets = f->assets_loaded;
+    const struct assets_stats *st = assets_get_stats(f->assets);
+    log_info("assets", "loaded %zu files from %s in %.1fs: %llu bytes, %llu with brotli, %llu with gzip (%zu skipped)",
+             st->files, f->cfg->assets.root, st->load_seconds, (unsigned long long)st->identity_bytes,
+             (unsigned long long)st->br_bytes, (unsigned long long)st->gzip_bytes, st->skipped);
+}
+
+static void start_loading_assets(struct front *f)
+{
+    if (f->cfg->assets.root == NULL)
+        return;
+    f->assets_work.data = f;
+    f->assets_loading = 1;
+    uv_queue_work(f->loop, &f->assets_work, load_assets_in_background, on_assets_loaded);
+}
+
 static uint16_t first_tls_port(const struct config *cfg)
 {
     for (size_t i = 0; i != cfg->listen.size; ++i) {
@@ -121,11 +209,18 @@ static void build_configuration(struct front *f)
 {
     apply_front_settings(&f->globalconf, f->cfg);
     h2o_hostconf_t *host = h2o_config_register_host(&f->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
-    host->http2.push_preload = 0;
+    host->http2.push_preload = f->cfg->assets.push;
+    if (f->cfg->assets.push) {
+        host->http2.casper.capacity_bits = 13; /* h2o's default: a cookie of ~1 KB remembers what was pushed */
+        host->http2.casper.track_all_types = 1;
+    }
     h2o_pathconf_t *root = h2o_config_register_path(host, "/", 0);
     struct limits_handler *limits = (void *)h2o_create_handler(root, sizeof(*limits));
     limits->super.on_req = on_req_check_limits;
     limits->cfg = f->cfg;
+    struct assets_handler *assets = (void *)h2o_create_handler(root, sizeof(*assets));
+    assets->super.on_req = on_req_assets;
+    assets->front = f;
     proxy_register(root, &f->proxy);
 
     apply_front_settings(&f->redirect_conf, f->cfg);
@@ -184,6 +279,7 @@ struct front *front_create(const struct config *cfg, uv_loop_t *loop)
     for (size_t i = 0; i != f->num_listeners; ++i)
         if (open_listener(f, i) != 0)
             goto Error;
+    start_loading_assets(f);
     return f;
 Error:
     front_destroy(f);
@@ -219,6 +315,12 @@ void front_destroy(struct front *f)
     for (size_t i = 0; i != f->num_listeners; ++i)
         if (f->accept_ctxs[i].ssl_ctx != NULL)
             SSL_CTX_free(f->accept_ctxs[i].ssl_ctx);
+    if (f->assets_loading) {
+        uv_cancel((uv_req_t *)&f->assets_work); /* if it already runs, wait for it: its result must be freed */
+        while (f->assets_loading)
+            uv_run(f->loop, UV_RUN_ONCE);
+    }
+    assets_free(f->assets_loaded);
     proxy_destroy(f->proxy);
     health_destroy(f->health);
     upstream_destroy(f->upstream);
@@ -231,6 +333,24 @@ void front_destroy(struct front *f)
     free(f->accept_ctxs);
     free(f->listeners);
     free(f);
+}
+
+void front_send_early_hints(h2o_req_t *req, h2o_iovec_t link)
+{
+    h2o_http2_conn_t *conn = (h2o_http2_conn_t *)req->conn;
+    h2o_http2_stream_t *stream = H2O_STRUCT_FROM_MEMBER(h2o_http2_stream_t, req, req);
+    /* while a handler runs, libh2o marks the stream SEND_HEADERS; the final HEADERS go out on the first h2o_send */
+    if (req->version < 0x200 || stream->state != H2O_HTTP2_STREAM_STATE_SEND_HEADERS || h2o_http2_stream_is_push(stream->stream_id))
+        return;
+    h2o_res_t res = {.status = 103, .reason = "Early Hints", .content_length = SIZE_MAX};
+    h2o_add_header(&req->pool, &res.headers, H2O_TOKEN_LINK, NULL, link.base, link.len);
+    h2o_timestamp_t ts;
+    h2o_get_timestamp(req->conn->ctx, &req->pool, &ts);
+    static const h2o_iovec_t no_server_name = {NULL, 0};
+    /* a HEADERS frame without END_STREAM: an interim response, ahead of the final HEADERS in the same buffer */
+    h2o_hpack_flatten_response(&conn->_write.buf, &conn->_output_header_table, stream->stream_id,
+                               conn->peer_settings.max_frame_size, &res, &ts, &no_server_name, SIZE_MAX);
+    h2o_http2_conn_request_write(conn);
 }
 
 void front_abort_stream(h2o_req_t *req)

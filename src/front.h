@@ -21,6 +21,12 @@ void front_begin_shutdown(struct front *front);
 size_t front_num_connections(struct front *front);
 void front_destroy(struct front *front);
 
+/* Sends a 103 Early Hints carrying `link` on an HTTP/2 stream whose final response has not
+ * started; does nothing otherwise. libh2o 2.2.5 has no API for 103 (h2o_send_informational came
+ * in 2.3): this writes the interim HEADERS frame with the library's own HPACK encoder, which is
+ * why the build is pinned to libh2o 0.13.5. */
+void front_send_early_hints(h2o_req_t *req, h2o_iovec_t link);
+
 /* Ends one response abruptly: RST_STREAM for HTTP/2 (other streams go on), the connection for
  * HTTP/1. May dispose the request before it returns. */
 void front_abort_stream(h2o_req_t *req);
