@@ -77,6 +77,11 @@ static int on_req_check_limits(h2o_handler_t *self, h2o_req_t *req)
                                H2O_SEND_ERROR_HTTP1_CLOSE_CONNECTION);
         return 0;
     }
+    if (req->entity.base != NULL && req->entity.len > cfg->limits.request_body) {
+        h2o_send_error_generic(req, 413, "Request Entity Too Large", "h2front: the request body exceeds limits.request_body\n",
+                               H2O_SEND_ERROR_HTTP1_CLOSE_CONNECTION);
+        return 0;
+    }
     if (!path_is_clean(req->path)) {
         h2o_send_error_400(req, "Bad Request", "h2front: invalid characters in the request path\n",
                            H2O_SEND_ERROR_HTTP1_CLOSE_CONNECTION);
@@ -197,7 +202,9 @@ static void apply_front_settings(h2o_globalconf_t *gc, const struct config *cfg)
 {
     h2o_config_init(gc);
     gc->server_name = h2o_iovec_init(H2O_STRLIT("")); /* the dashboard's own Server header passes through */
-    gc->max_request_entity_size = cfg->limits.request_body;
+    /* libh2o counts chunked framing against its cap and answers HTTP/2 with REFUSED_STREAM instead
+     * of 413; so its cap sits above the limit, and on_req_check_limits enforces the exact one */
+    gc->max_request_entity_size = 2 * cfg->limits.request_body + 64 * 1024;
     gc->handshake_timeout = cfg->front.handshake_timeout;
     gc->http1.req_timeout = cfg->front.idle_timeout;
     gc->http1.upgrade_to_http2 = 0; /* no h2c on a TLS front */
@@ -300,6 +307,14 @@ void front_begin_shutdown(struct front *f)
 {
     close_listeners(f);
     h2o_context_request_shutdown(&f->ctx);
+    front_close_idle_connections(f);
+}
+
+void front_close_idle_connections(struct front *f)
+{
+    /* libh2o 2.2.5 has no shutdown hook for HTTP/1 (HTTP/2 gets GOAWAY); a keep-alive connection
+     * waiting for its next request sits on http1.req_timeout, so expiring it closes exactly those */
+    h2o_timeout_run(f->loop, &f->ctx.http1.req_timeout, UINT64_MAX);
 }
 
 size_t front_num_connections(struct front *f)

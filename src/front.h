@@ -17,6 +17,8 @@ struct front;
 struct front *front_create(const struct config *cfg, uv_loop_t *loop);
 /* Stops accepting, asks HTTP/2 clients to go away (GOAWAY), lets requests in flight finish. */
 void front_begin_shutdown(struct front *front);
+/* Closes HTTP/1.1 connections that wait for a next request (called while draining). */
+void front_close_idle_connections(struct front *front);
 /* Number of client connections still open. */
 size_t front_num_connections(struct front *front);
 void front_destroy(struct front *front);

@@ -23,6 +23,7 @@ struct probe {
     int status;
     int head_done;
     int chunked;
+    int keepalive; /* the backend keeps the connection after this answer */
     size_t body_left; /* SIZE_MAX: until close */
     struct http1_chunked decoder;
     h2o_buffer_t *body;
@@ -37,6 +38,7 @@ struct health {
     h2o_timeout_t probe_timeout;
     struct probe *probes;
     size_t num_probes;
+    size_t timers_open; /* timer handles not yet closed: the last close frees everything */
 };
 
 static void start_probe(struct probe *p);
@@ -210,6 +212,7 @@ static int parse_head(struct probe *p, h2o_socket_t *sock)
     p->status = res.status;
     p->body_left = SIZE_MAX;
     p->chunked = 0;
+    p->keepalive = res.minor_version >= 1;
     memset(&p->decoder, 0, sizeof(p->decoder));
     p->decoder.consume_trailer = 1;
     for (size_t i = 0; i != res.num_headers; ++i) {
@@ -218,6 +221,8 @@ static int parse_head(struct probe *p, h2o_socket_t *sock)
             p->body_left = h2o_strtosize(hd->value, hd->value_len);
         else if (h2o_lcstris(hd->name, hd->name_len, H2O_STRLIT("transfer-encoding")))
             p->chunked = 1;
+        else if (h2o_lcstris(hd->name, hd->name_len, H2O_STRLIT("connection")))
+            p->keepalive = !h2o_contains_token(hd->value, hd->value_len, H2O_STRLIT("close"), ',');
     }
     if (res.status == 204 || res.status == 304 || res.status < 200)
         p->body_left = 0;
@@ -244,7 +249,7 @@ static void on_probe_read(h2o_socket_t *sock, const char *err)
         return;
     }
     if (done)
-        classify_and_finish(p, reusable);
+        classify_and_finish(p, reusable && p->keepalive);
 }
 
 static void on_probe_written(h2o_socket_t *sock, const char *err)
@@ -329,8 +334,7 @@ struct health *health_create(struct upstream *up, const struct config *cfg)
 static void on_timer_closed(uv_handle_t *handle)
 {
     struct health *h = ((struct probe *)handle->data)->owner;
-    struct probe *p = handle->data;
-    if (p == &h->probes[h->num_probes - 1]) {
+    if (--h->timers_open == 0) {
         free(h->probes);
         free(h);
     }
@@ -348,6 +352,7 @@ void health_destroy(struct health *h)
         free(p->request.base);
     }
     h2o_timeout_dispose(h->up->ctx->loop, &h->probe_timeout);
+    h->timers_open = h->num_probes;
     for (size_t i = 0; i != h->num_probes; ++i)
         uv_close((uv_handle_t *)&h->probes[i].timer, on_timer_closed);
 }

@@ -30,13 +30,14 @@ struct exchange {
     h2o_iovec_t head;           /* the request head for the backend */
     h2o_timeout_entry_t backend_timer;
     h2o_timeout_entry_t stall_timer;
+    h2o_timeout_entry_t hold_timer;
+    const char *last_error; /* the failure that made the last attempt go again */
     struct forward_framing framing;
     struct http1_chunked chunked;
     size_t body_left;
     h2o_buffer_t *pending;  /* body bytes read from the backend, not yet handed to the client */
     h2o_buffer_t *inflight; /* body bytes handed to h2o_send, until proceed */
     unsigned websocket : 1;
-    unsigned retried : 1;
     unsigned got_byte : 1;     /* the backend sent something for this exchange: no retry past this */
     unsigned started : 1;      /* h2o_start_response was called */
     unsigned backend_done : 1; /* the whole body was read */
@@ -44,12 +45,23 @@ struct exchange {
     unsigned sending : 1;   /* an h2o_send awaits its proceed */
     unsigned read_paused : 1;
     unsigned finished : 1; /* the last h2o_send (final or error) was made */
-    unsigned connect_attempts;
+    unsigned holding : 1;  /* a small answer read whole before the client sees it (see should_hold) */
+    unsigned no_retry : 1; /* a timeout: a slow backend is not a stale or dying one */
+    unsigned attempts; /* tries beyond the first: connect failures, stale connections, dying or standby backends */
 };
+
+/* A dying mgr can fail a request several ways before health marks it down (connect refused,
+ * accepted then reset); an attempt per failure that health needs to see, plus the one that
+ * reaches the new active mgr. */
+static unsigned max_attempts(struct exchange *ex)
+{
+    return ex->proxy->cfg->health_check.fall + 2;
+}
 
 static void start_exchange(struct exchange *ex, int flags);
 static void on_body_read(h2o_socket_t *sock, const char *err);
 static void flush_to_client(struct exchange *ex);
+static void begin_client_response(struct exchange *ex);
 
 static void buffer_append(h2o_buffer_t **buf, const char *src, size_t len)
 {
@@ -144,14 +156,29 @@ static const char *describe_error(const char *err)
     return err;
 }
 
-/* The backend side failed. Before any response byte on a reused connection this is the stale
- * keep-alive race (the backend closed the idle connection as we sent): retry once, fresh. */
+/* Forgets what a failed attempt read, so that the next one starts clean. */
+static void reset_for_retry(struct exchange *ex)
+{
+    memset(&ex->req->res, 0, sizeof(ex->req->res));
+    ex->req->res.content_length = SIZE_MAX;
+    h2o_buffer_consume(&ex->pending, ex->pending->size);
+    memset(&ex->chunked, 0, sizeof(ex->chunked));
+    if (h2o_timeout_is_linked(&ex->hold_timer))
+        h2o_timeout_unlink(&ex->hold_timer);
+    ex->got_byte = ex->holding = ex->backend_done = ex->read_paused = 0;
+}
+
+/* The backend side failed. Until the client has seen the response begin, an idempotent request
+ * goes again on a fresh connection (the stale keep-alive race, or a mgr dying under it: the retry
+ * then waits for the new active one), a bounded number of times; others get 502 when a reused
+ * connection had simply gone stale, 503 with Retry-After when the backend itself failed. */
 static void on_backend_failure(struct exchange *ex, const char *err, int status)
 {
     int was_reused = ex->conn != NULL && ex->conn->served != 0;
     int stale_race = was_reused && !ex->got_byte;
     release_conn(ex, 0);
-    if (!stale_race)
+    /* a timeout is left to the probes: a slow API call must not take a busy mgr out of service */
+    if (!stale_race && !ex->no_retry)
         health_report(ex->proxy->health, backend_of(ex), UPSTREAM_DOWN, describe_error(err));
     if (ex->started) {
         ex->backend_failed = 1;
@@ -161,14 +188,18 @@ static void on_backend_failure(struct exchange *ex, const char *err, int status)
         flush_to_client(ex);
         return;
     }
-    if (was_reused && !ex->got_byte && !ex->retried && forward_is_idempotent(ex->req)) {
-        ex->retried = 1;
+    if ((!ex->got_byte || ex->holding) && !ex->no_retry && ex->attempts < max_attempts(ex) && forward_is_idempotent(ex->req)) {
+        ++ex->attempts;
         ++backend_of(ex)->stats.retries;
+        ex->last_error = describe_error(err);
         log_debug("proxy", "retrying %.*s on a fresh connection: %s", (int)ex->req->path.len, ex->req->path.base,
                   describe_error(err));
+        reset_for_retry(ex);
         start_exchange(ex, UPSTREAM_FRESH);
         return;
     }
+    if (!ex->got_byte && !stale_race)
+        status = 503;
     send_gateway_error(ex, status, describe_error(err));
 }
 
@@ -180,10 +211,9 @@ static void on_standby_answer(struct exchange *ex)
     release_conn(ex, 0);
     health_report(ex->proxy->health, backend_of(ex), UPSTREAM_STANDBY, "answers with a standby's redirect");
     h2o_req_t *req = ex->req;
-    memset(&req->res, 0, sizeof(req->res));
-    req->res.content_length = SIZE_MAX;
-    if (forward_is_idempotent(req) && !ex->retried) {
-        ex->retried = 1;
+    if (forward_is_idempotent(req) && ex->attempts < max_attempts(ex)) {
+        ++ex->attempts;
+        reset_for_retry(ex);
         start_exchange(ex, 0);
         return;
     }
@@ -215,7 +245,8 @@ static void on_backend_timeout(h2o_timeout_entry_t *entry)
 {
     struct exchange *ex = H2O_STRUCT_FROM_MEMBER(struct exchange, backend_timer, entry);
     const char *what = ex->got_byte ? "no progress within upstream.timeouts.io" : "no answer within upstream.timeouts.first_byte";
-    ex->got_byte = 1; /* a slow backend is not a stale connection: never retry a timeout */
+    ex->got_byte = 1;
+    ex->no_retry = 1; /* a slow backend is not a stale connection: never retry a timeout */
     on_backend_failure(ex, what, 504);
 }
 
@@ -223,7 +254,7 @@ static void on_backend_timeout(h2o_timeout_entry_t *entry)
  * the next send waits for proceed). */
 static void flush_to_client(struct exchange *ex)
 {
-    if (ex->sending || ex->finished || (ex->pending->size == 0 && !ex->backend_done))
+    if (!ex->started || ex->sending || ex->finished || (ex->pending->size == 0 && !ex->backend_done))
         return;
     h2o_buffer_t *tmp = ex->inflight;
     ex->inflight = ex->pending;
@@ -306,6 +337,7 @@ static void process_body(struct exchange *ex, const char *err)
     int reusable, rc = take_body_bytes(ex, &ex->conn->sock->input, err != NULL, &reusable);
     if (rc < 0) {
         on_backend_failure(ex, err != NULL ? err : "invalid chunked encoding from the backend", 502);
+        return;
     } else if (rc == 1) {
         ex->backend_done = 1;
         release_conn(ex, reusable);
@@ -316,7 +348,10 @@ static void process_body(struct exchange *ex, const char *err)
             h2o_socket_read_stop(ex->conn->sock);
         }
     }
-    flush_to_client(ex);
+    if (!ex->started && (ex->backend_done || !ex->holding) && !ex->finished)
+        begin_client_response(ex);
+    else
+        flush_to_client(ex);
 }
 
 static void on_body_read(h2o_socket_t *sock, const char *err)
@@ -324,10 +359,43 @@ static void on_body_read(h2o_socket_t *sock, const char *err)
     process_body(sock->data, err);
 }
 
+/* Sends the response head to the client, with whatever body is already here; the head goes out
+ * at once even without a body byte (libh2o 2.2.5's own proxy waits for one). */
+static void begin_client_response(struct exchange *ex)
+{
+    ex->started = 1;
+    ex->holding = 0;
+    if (h2o_timeout_is_linked(&ex->hold_timer))
+        h2o_timeout_unlink(&ex->hold_timer);
+    h2o_start_response(ex->req, &ex->super);
+    if (ex->backend_done || ex->pending->size != 0) {
+        flush_to_client(ex);
+        return;
+    }
+    ex->sending = 1;
+    h2o_timeout_link(ex->proxy->ctx->loop, &ex->proxy->stall_timeout, &ex->stall_timer);
+    h2o_send(ex->req, NULL, 0, H2O_SEND_STATE_IN_PROGRESS);
+}
+
+/* A small answer of known length (every dashboard API answer) is read whole before the client
+ * sees its head, for at most proxy->hold_timeout: should the mgr die mid-answer, the request can
+ * still go to the new active one. A body slower than that, a stream or a large body goes out as
+ * it comes, head first. */
+static void on_hold_timeout(h2o_timeout_entry_t *entry)
+{
+    struct exchange *ex = H2O_STRUCT_FROM_MEMBER(struct exchange, hold_timer, entry);
+    begin_client_response(ex);
+}
+
+static int should_hold(struct exchange *ex)
+{
+    uint64_t limit = ex->proxy->cfg->upstream.response_buffer < 65536 ? ex->proxy->cfg->upstream.response_buffer : 65536;
+    return !ex->framing.chunked && ex->framing.content_length <= limit;
+}
+
 static void start_response(struct exchange *ex)
 {
     health_report(ex->proxy->health, backend_of(ex), UPSTREAM_ACTIVE, "answers requests");
-    ex->started = 1;
     ex->body_left = ex->framing.content_length;
     ex->chunked.consume_trailer = 1; /* trailers are not forwarded; the connection must end clean */
     if (!ex->framing.has_body) {
@@ -335,23 +403,17 @@ static void start_response(struct exchange *ex)
         if (h2o_memis(ex->req->method.base, ex->req->method.len, H2O_STRLIT("HEAD")))
             ex->req->res.content_length = ex->framing.content_length;
         release_conn(ex, ex->framing.keepalive && ex->conn->sock->input->size == 0);
+        begin_client_response(ex);
+        return;
     }
-    h2o_start_response(ex->req, &ex->super);
-    if (ex->conn != NULL) {
-        h2o_socket_read_start(ex->conn->sock, on_body_read);
-        if (ex->conn->sock->input->size != 0) {
-            process_body(ex, NULL);
-            return;
-        }
-    }
-    /* send the head now, without waiting for a body byte (libh2o 2.2.5's proxy waits) */
-    if (ex->backend_done) {
-        flush_to_client(ex);
-    } else {
-        ex->sending = 1;
-        h2o_timeout_link(ex->proxy->ctx->loop, &ex->proxy->stall_timeout, &ex->stall_timer);
-        h2o_send(ex->req, NULL, 0, H2O_SEND_STATE_IN_PROGRESS);
-    }
+    ex->holding = should_hold(ex);
+    if (ex->holding)
+        h2o_timeout_link(ex->proxy->ctx->loop, &ex->proxy->hold_timeout, &ex->hold_timer);
+    h2o_socket_read_start(ex->conn->sock, on_body_read);
+    if (ex->conn->sock->input->size != 0 || ex->framing.content_length == 0)
+        process_body(ex, NULL);
+    else if (!ex->holding)
+        begin_client_response(ex);
 }
 
 static int is_backend_url(void *ctx, h2o_iovec_t host, uint16_t port)
@@ -471,11 +533,19 @@ static int is_connect_error(const char *err)
 static void on_connection(struct upstream_request *ureq, struct upstream_conn *conn, const char *err)
 {
     struct exchange *ex = H2O_STRUCT_FROM_MEMBER(struct exchange, ureq, ureq);
+    if (err == upstream_err_all_down && ex->last_error != NULL) {
+        /* the backends went down under this request: report what it met, not just the outcome */
+        char *what = h2o_mem_alloc_pool(&ex->req->pool, 256);
+        snprintf(what, 256, "%s (now every backend is down)", ex->last_error);
+        send_gateway_error(ex, status_for_error(ex->last_error), what);
+        return;
+    }
     if (err != NULL && is_connect_error(err)) {
+        ex->last_error = err;
         /* nothing was sent, so any request may go again: to the same backend until health marks it
          * down (fall), then to the new active one, or it fails once every backend is down */
         health_report(ex->proxy->health, ureq->backend, UPSTREAM_DOWN, err);
-        if (++ex->connect_attempts <= ex->proxy->cfg->health_check.fall) {
+        if (ex->attempts++ < max_attempts(ex)) {
             start_exchange(ex, 0);
             return;
         }
@@ -499,6 +569,8 @@ static void on_exchange_dispose(void *p)
     struct exchange *ex = p;
     if (h2o_timeout_is_linked(&ex->stall_timer))
         h2o_timeout_unlink(&ex->stall_timer);
+    if (h2o_timeout_is_linked(&ex->hold_timer))
+        h2o_timeout_unlink(&ex->hold_timer);
     upstream_cancel(&ex->ureq);
     release_conn(ex, 0);
     h2o_buffer_dispose(&ex->pending);
@@ -524,6 +596,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     *ex = (struct exchange){.super = {on_client_proceed, on_client_stop}, .req = req, .proxy = proxy};
     ex->backend_timer.cb = on_backend_timeout;
     ex->stall_timer.cb = on_client_stall;
+    ex->hold_timer.cb = on_hold_timeout;
     h2o_buffer_init(&ex->pending, &h2o_socket_buffer_prototype);
     h2o_buffer_init(&ex->inflight, &h2o_socket_buffer_prototype);
     ex->websocket = is_websocket_request(req);
@@ -547,6 +620,7 @@ struct proxy *proxy_create(h2o_context_t *ctx, const struct config *cfg, struct 
     h2o_timeout_init(ctx->loop, &p->io_timeout, cfg->upstream.io_timeout);
     h2o_timeout_init(ctx->loop, &p->stall_timeout, cfg->front.stall_timeout);
     h2o_timeout_init(ctx->loop, &p->websocket_timeout, cfg->front.idle_timeout);
+    h2o_timeout_init(ctx->loop, &p->hold_timeout, 20);
     return p;
 }
 
@@ -558,5 +632,6 @@ void proxy_destroy(struct proxy *p)
     h2o_timeout_dispose(p->ctx->loop, &p->io_timeout);
     h2o_timeout_dispose(p->ctx->loop, &p->stall_timeout);
     h2o_timeout_dispose(p->ctx->loop, &p->websocket_timeout);
+    h2o_timeout_dispose(p->ctx->loop, &p->hold_timeout);
     free(p);
 }

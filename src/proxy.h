@@ -26,6 +26,7 @@ struct proxy {
     h2o_context_t *ctx;
     h2o_timeout_t first_byte_timeout, io_timeout, stall_timeout;
     h2o_timeout_t websocket_timeout;
+    h2o_timeout_t hold_timeout; /* 20 ms: how long a small answer waits for its body before its head goes out */
 };
 
 /* Creates the proxy state for one event loop; the upstream pool and health checker are borrowed. */

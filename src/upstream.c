@@ -80,6 +80,7 @@ static void on_connect_failed(struct upstream_conn *conn, const char *err)
 static void on_connected(struct upstream_conn *conn)
 {
     h2o_timeout_unlink(&conn->_timeout);
+    h2o_linklist_unlink(&conn->_idle_link);
     ++conn->backend->stats.connects;
     struct upstream_request *ureq = conn->_for;
     conn->_for = NULL;
@@ -123,14 +124,20 @@ static void on_tcp_connect(uv_connect_t *req, int status)
     on_connected(conn);
 }
 
-static void on_connect_timeout(h2o_timeout_entry_t *entry)
+/* Stops opening a connection: its TCP handle is closed (libuv then cancels the connect). */
+static void abandon_connect(struct upstream_conn *conn)
 {
-    struct upstream_conn *conn = H2O_STRUCT_FROM_MEMBER(struct upstream_conn, _timeout, entry);
     if (conn->_tcp != NULL) {
         conn->_tcp->conn = NULL;
         uv_close((uv_handle_t *)&conn->_tcp->handle, free_tcp);
         conn->_tcp = NULL;
     }
+}
+
+static void on_connect_timeout(h2o_timeout_entry_t *entry)
+{
+    struct upstream_conn *conn = H2O_STRUCT_FROM_MEMBER(struct upstream_conn, _timeout, entry);
+    abandon_connect(conn);
     on_connect_failed(conn, upstream_err_connect_timeout);
 }
 
@@ -143,6 +150,7 @@ static void open_connection(struct upstream_backend *b, struct upstream_request 
     ++b->num_open;
     if (ureq != NULL)
         ureq->_connecting = conn;
+    h2o_linklist_insert(&b->connecting, &conn->_idle_link);
     h2o_timeout_link(loop_of(b), &b->owner->connect_timeout, &conn->_timeout);
 
     struct upstream_tcp *tcp = h2o_mem_alloc(sizeof(*tcp));
@@ -389,6 +397,7 @@ static int init_backend(struct upstream *up, struct upstream_backend *b, const s
 {
     *b = (struct upstream_backend){.conf = conf, .owner = up};
     h2o_linklist_init_anchor(&b->idle);
+    h2o_linklist_init_anchor(&b->connecting);
     h2o_linklist_init_anchor(&b->queue);
     h2o_url_t parsed;
     if (h2o_url_parse(conf->url, SIZE_MAX, &parsed) != 0) {
@@ -435,6 +444,11 @@ void upstream_destroy(struct upstream *up)
         struct upstream_backend *b = &up->backends[i];
         while (!h2o_linklist_is_empty(&b->idle))
             destroy_conn(take_idle(b, 1));
+        while (!h2o_linklist_is_empty(&b->connecting)) {
+            struct upstream_conn *conn = H2O_STRUCT_FROM_MEMBER(struct upstream_conn, _idle_link, b->connecting.next);
+            abandon_connect(conn);
+            destroy_conn(conn); /* a TLS handshake in progress ends with its socket */
+        }
         if (b->ssl_ctx != NULL)
             SSL_CTX_free(b->ssl_ctx);
         free(b->url.authority.base);

@@ -84,6 +84,7 @@ struct upstream_backend {
     size_t num_open;    /* connections open or opening: never above max_connections */
     size_t num_queued;
     h2o_linklist_t idle;  /* most recently used first */
+    h2o_linklist_t connecting; /* connections being opened (through their _idle_link) */
     h2o_linklist_t queue; /* oldest first */
     struct upstream_stats stats;
 };
