@@ -19,6 +19,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import textwrap
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -423,6 +424,64 @@ def start_h2front(tmp_path, yaml_text, ports=None, args=(), timeout=10, env=None
     proc = Proc('h2front', [H2FRONT_BIN, '-c', config, *args], tmp_path, env=env)
     proc.wait_listening(ports, timeout)
     return H2front(proc, config, ports)
+
+
+# ---------------------------------------------------------------------------------------------
+# A configured h2front for tests that need one TLS and one plain listener in front of one backend.
+
+def render_yaml(sections, indent=0):
+    """{'upstream': {'timeouts': {'first_byte': '500ms'}}} -> YAML lines (maps of scalars only)."""
+    lines = []
+    for key, value in sections.items():
+        if isinstance(value, dict):
+            lines.append("%s%s:" % (" " * indent, key))
+            lines += render_yaml(value, indent + 2)
+        else:
+            lines.append("%s%s: %s" % (" " * indent, key, value))
+    return lines
+
+
+class Front:
+    """A started h2front with a TLS listener (.port) and a plain one (.plain_port), in front of
+    `backend` (a started testserver, or a URL). Health probes run once at start only (interval 1h)
+    unless the test says otherwise; with settle, the constructor waits until that probe found the
+    backend active, then resets a testserver's counters so they show only what the test does (the
+    probe's connection may stay open and idle in the pool)."""
+
+    def __init__(self, h2front, backend, settle=True, **sections):
+        backend_url = backend if isinstance(backend, str) else backend.url
+        sections.setdefault("log", {"level": "debug"})
+        sections.setdefault("health_check", {"interval": "1h"})
+        self.port, self.plain_port = free_port(), free_port()
+        text = textwrap.dedent(f"""\
+            listen:
+              - address: "127.0.0.1:{self.port}"
+                tls: self-signed
+              - address: "127.0.0.1:{self.plain_port}"
+            backends:
+              - url: {backend_url}
+            """) + "\n".join(render_yaml(sections)) + "\n"
+        self.h2front = h2front(text)
+        self.proc = self.h2front.proc
+        if settle:
+            deadline = time.monotonic() + 5
+            while " -> active " not in self.proc.stderr():
+                assert time.monotonic() < deadline, "backend not found active\n" + self.h2front.log()
+                time.sleep(0.02)
+            if not isinstance(backend, str):
+                backend.reset()
+
+    def url(self, path, tls=True):
+        if tls:
+            return "https://127.0.0.1:%d%s" % (self.port, path)
+        return "http://127.0.0.1:%d%s" % (self.plain_port, path)
+
+    def log(self):
+        return self.h2front.log()
+
+    def alive(self):
+        return self.proc.returncode is None
+
 
 
 # ---------------------------------------------------------------------------------------------

@@ -16,21 +16,10 @@ import time
 import h2.events
 import pytest
 
-from harness import H2FRONT_BIN, PYTHON, Proc, _Exchange, free_port, h2_connection, pattern_bytes, start_testserver
+from harness import (_Exchange, free_port, h2_connection, H2FRONT_BIN, pattern_bytes, Proc, PYTHON,
+                     render_yaml, start_testserver)
 
 pytestmark = pytest.mark.skipif(not H2FRONT_BIN, reason="H2FRONT_BIN is not set")
-
-
-def render_yaml(sections, indent=0):
-    """{'upstream': {'queue': {'max': 2}}} -> YAML lines (maps of scalars only)."""
-    lines = []
-    for key, value in sections.items():
-        if isinstance(value, dict):
-            lines.append("%s%s:" % (" " * indent, key))
-            lines += render_yaml(value, indent + 2)
-        else:
-            lines.append("%s%s: %s" % (" " * indent, key, value))
-    return lines
 
 
 def h2front_config(port, backend_url, **sections):

@@ -4,7 +4,6 @@ session resumption, certificates from files or generated, and the plain listener
 import re
 import subprocess
 
-import harness
 from harness import curl, free_port
 
 

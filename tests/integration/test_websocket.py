@@ -15,59 +15,16 @@ import re
 import socket
 import ssl
 import struct
-import textwrap
 import time
 
 import pytest
 
-from harness import H2FRONT_BIN, free_port, h2_connection, start_testserver
+from harness import H2FRONT_BIN, Front, h2_connection, start_testserver
 
 pytestmark = pytest.mark.skipif(not H2FRONT_BIN, reason="H2FRONT_BIN is not set")
 
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 OP_CONTINUATION, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0, 1, 2, 8, 9, 10
-
-
-def render_yaml(sections, indent=0):
-    lines = []
-    for key, value in sections.items():
-        if isinstance(value, dict):
-            lines.append("%s%s:" % (" " * indent, key))
-            lines += render_yaml(value, indent + 2)
-        else:
-            lines.append("%s%s: %s" % (" " * indent, key, value))
-    return lines
-
-
-class Front:
-    """A started h2front with a TLS listener (.port) and a plain one (.plain_port), in front of
-    `backend` (a started testserver, or a URL). Health probes run once at start only (interval 1h)
-    unless the test says otherwise; with settle, the constructor waits until that probe found the
-    backend active, then resets a testserver's counters so they show only what the test does (the
-    probe's connection may stay open and idle in the pool)."""
-
-    def __init__(self, h2front, backend, settle=True, **sections):
-        backend_url = backend if isinstance(backend, str) else backend.url
-        sections.setdefault("log", {"level": "debug"})
-        sections.setdefault("health_check", {"interval": "1h"})
-        self.port, self.plain_port = free_port(), free_port()
-        text = textwrap.dedent(f"""\
-            listen:
-              - address: "127.0.0.1:{self.port}"
-                tls: self-signed
-              - address: "127.0.0.1:{self.plain_port}"
-            backends:
-              - url: {backend_url}
-            """) + "\n".join(render_yaml(sections)) + "\n"
-        self.h2front = h2front(text)
-        self.proc = self.h2front.proc
-        if settle:
-            deadline = time.monotonic() + 5
-            while " -> active " not in self.proc.stderr():
-                assert time.monotonic() < deadline, "backend not found active\n" + self.h2front.log()
-                time.sleep(0.02)
-            if not isinstance(backend, str):
-                backend.reset()
 
 
 class WebSocketClient:
