@@ -56,7 +56,7 @@ static const struct type types[] = {
     {"jpeg", "image/jpeg", KIND_IMAGE, BROTLI_MODE_GENERIC},
     {"webp", "image/webp", KIND_IMAGE, BROTLI_MODE_GENERIC},
     {"avif", "image/avif", KIND_IMAGE, BROTLI_MODE_GENERIC},
-    {"ico", "image/vnd.microsoft.icon", KIND_IMAGE, BROTLI_MODE_GENERIC},
+    {"ico", "image/x-icon", KIND_IMAGE, BROTLI_MODE_GENERIC},
     {"woff2", "font/woff2", KIND_FONT, BROTLI_MODE_FONT},
     {"woff", "font/woff", KIND_FONT, BROTLI_MODE_FONT},
     {"ttf", "font/ttf", KIND_FONT, BROTLI_MODE_FONT},

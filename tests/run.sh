@@ -6,6 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
 tests/backend/get-dashboard-build.sh >/dev/null
+# The browser test drives Debian's chromium with playwright-core (never a downloaded browser); node >= 20 and npm
+# come with the machine, not from Debian. Without them the browser test fails and says why.
+if [ ! -d tests/browser/node_modules ]; then
+  if command -v npm >/dev/null; then (cd tests/browser && npm ci --no-audit --no-fund); else echo "warning: npm not found: tests/browser cannot be set up" >&2; fi
+fi
 
 run_suite() { # name, meson options...
   local dir=$1; shift
