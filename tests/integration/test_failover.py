@@ -305,3 +305,21 @@ def test_https_backend(tmp_path, h2front, cert, verify):
         assert transitions(front, url)[-1][2] == 'active'
     finally:
         server.shutdown()
+
+
+def test_no_active_mgr_gives_a_clear_503_not_a_hang(tmp_path, h2front):
+    """Every mgr a standby (none knows an active one): requests wait for the queue timeout, then
+    get 503 with Retry-After and a page naming each backend's state."""
+    mgrs = [start_dashboard(tmp_path, login_delay=0, mode=mode) for mode in ('standby-nowhere', 'standby-redirect')]
+    port = free_port()
+    front = h2front(front_yaml(port, [m.url for m in mgrs]).replace('timeout: 10s', 'timeout: 1s'))
+    wait_for(lambda: all(transitions(front, m.url) for m in mgrs), 5, 'both classified')
+    started = time.monotonic()
+    r = curl('-k', '-sS', '-D', '-', f'https://127.0.0.1:{port}/api/summary')
+    waited = time.monotonic() - started
+    head, body = r.stdout.decode().split('\r\n\r\n', 1)
+    assert head.startswith('HTTP/2 503'), head
+    assert re.search(r'(?im)^retry-after: \d+', head), head
+    assert 0.8 < waited < 3, waited
+    for m in mgrs:
+        assert f'{m.url}: standby' in body, body
