@@ -46,6 +46,8 @@ struct exchange {
     unsigned read_paused : 1;
     unsigned finished : 1; /* the last h2o_send (final or error) was made */
     unsigned holding : 1;  /* a small answer read whole before the client sees it (see should_hold) */
+    unsigned request_sent : 1; /* the whole request reached the backend's socket */
+    unsigned head_parsed : 1;  /* framing, body_left and chunked describe the response being read */
     unsigned no_retry : 1; /* a timeout: a slow backend is not a stale or dying one */
     unsigned attempts; /* tries beyond the first: connect failures, stale connections, dying or standby backends */
 };
@@ -165,7 +167,7 @@ static void reset_for_retry(struct exchange *ex)
     memset(&ex->chunked, 0, sizeof(ex->chunked));
     if (h2o_timeout_is_linked(&ex->hold_timer))
         h2o_timeout_unlink(&ex->hold_timer);
-    ex->got_byte = ex->holding = ex->backend_done = ex->read_paused = 0;
+    ex->got_byte = ex->holding = ex->backend_done = ex->read_paused = ex->request_sent = ex->head_parsed = 0;
 }
 
 /* The backend side failed. Until the client has seen the response begin, an idempotent request
@@ -494,6 +496,7 @@ static void on_head_read(h2o_socket_t *sock, const char *err)
         }
         const char *bad = forward_copy_response(ex->req, &res, is_backend_url, ex->proxy->upstream, &ex->framing);
         h2o_buffer_consume(&sock->input, (size_t)len);
+        ex->head_parsed = bad == NULL;
         if (bad != NULL) {
             on_backend_failure(ex, bad, 502);
             return;
@@ -510,6 +513,7 @@ static void on_request_written(h2o_socket_t *sock, const char *err)
         on_backend_failure(ex, err, 502);
         return;
     }
+    ex->request_sent = 1;
     if (!ex->got_byte)
         set_backend_timer(ex, &ex->proxy->first_byte_timeout);
 }
@@ -563,6 +567,147 @@ static void start_exchange(struct exchange *ex, int flags)
     upstream_acquire_active(ex->proxy->upstream, &ex->ureq, on_connection, flags);
 }
 
+/* A response nobody waits for any more (the client reset its stream or left), read to its end
+ * and thrown away, so that its connection goes back to the pool instead of being closed:
+ * CherryPy's threads are few, and a browser closing a tab mid-poll must not make h2front open
+ * new connections. Bounded in bytes (upstream.response_buffer) and time (the upstream timeouts). */
+struct drain {
+    struct upstream_conn *conn;
+    struct proxy *proxy;
+    h2o_linklist_t link; /* in proxy->drains, so that shutdown can end them */
+    h2o_timeout_entry_t timer;
+    int head_parsed, is_head, chunked, keepalive;
+    size_t body_left; /* SIZE_MAX: not known yet, or until close (then not drained) */
+    size_t budget;
+    struct http1_chunked decoder;
+};
+
+static void end_drain(struct drain *d, int reusable)
+{
+    h2o_linklist_unlink(&d->link);
+    if (h2o_timeout_is_linked(&d->timer))
+        h2o_timeout_unlink(&d->timer);
+    h2o_socket_read_stop(d->conn->sock);
+    if (reusable)
+        ++d->conn->backend->stats.drained;
+    upstream_release(d->conn, reusable);
+    free(d);
+}
+
+static void on_drain_timeout(h2o_timeout_entry_t *entry)
+{
+    end_drain(H2O_STRUCT_FROM_MEMBER(struct drain, timer, entry), 0);
+}
+
+/* Reads the framing of a response head for draining; returns 0, or -1 when it cannot be drained. */
+static int drain_parse_head(struct drain *d, h2o_buffer_t **input)
+{
+    struct http1_response res;
+    int len;
+    while ((len = http1_parse_response((*input)->bytes, (*input)->size, &res)) > 0 && res.status >= 100 && res.status < 200) {
+        if (res.status == 101)
+            return -1;
+        h2o_buffer_consume(input, (size_t)len);
+    }
+    if (len < 0)
+        return len == -2 ? 0 : -1;
+    d->keepalive = res.minor_version >= 1;
+    d->body_left = SIZE_MAX;
+    for (size_t i = 0; i != res.num_headers; ++i) {
+        const struct http1_header *h = &res.headers[i];
+        if (h2o_lcstris(h->name, h->name_len, H2O_STRLIT("content-length")))
+            d->body_left = h2o_strtosize(h->value, h->value_len);
+        else if (h2o_lcstris(h->name, h->name_len, H2O_STRLIT("transfer-encoding")))
+            d->chunked = 1;
+        else if (h2o_lcstris(h->name, h->name_len, H2O_STRLIT("connection")))
+            d->keepalive = !h2o_contains_token(h->value, h->value_len, H2O_STRLIT("close"), ',');
+    }
+    if (d->is_head || res.status == 204 || res.status == 304)
+        d->body_left = 0, d->chunked = 0;
+    if (!d->keepalive || (!d->chunked && d->body_left == SIZE_MAX))
+        return -1;
+    h2o_buffer_consume(input, (size_t)len);
+    d->head_parsed = 1;
+    return 0;
+}
+
+/* Discards body bytes; returns 1 when the response ended cleanly, 0 while it goes on, -1 if not drainable. */
+static int drain_body(struct drain *d, h2o_buffer_t **input)
+{
+    size_t len = (*input)->size;
+    if (len > d->budget)
+        return -1;
+    d->budget -= len;
+    if (d->chunked) {
+        ssize_t rest = http1_decode_chunked(&d->decoder, (*input)->bytes, &len);
+        h2o_buffer_consume(input, (*input)->size);
+        return rest == -2 ? 0 : rest == 0 ? 1 : -1;
+    }
+    if (len > d->body_left)
+        return -1;
+    d->body_left -= len;
+    h2o_buffer_consume(input, len);
+    return d->body_left == 0 ? 1 : 0;
+}
+
+static void on_drain_read(h2o_socket_t *sock, const char *err)
+{
+    struct drain *d = sock->data;
+    int rc = 0;
+    if (err != NULL)
+        rc = -1;
+    else if (!d->head_parsed)
+        rc = drain_parse_head(d, &sock->input);
+    if (rc == 0 && d->head_parsed)
+        rc = drain_body(d, &sock->input);
+    if (rc != 0) {
+        end_drain(d, rc == 1);
+        return;
+    }
+    h2o_timeout_unlink(&d->timer);
+    h2o_timeout_link(d->proxy->ctx->loop, d->head_parsed ? &d->proxy->io_timeout : &d->proxy->first_byte_timeout, &d->timer);
+}
+
+/* Whether the exchange's connection can be drained rather than closed: the request went out
+ * whole, and what remains of the response is delimited and within the read-ahead bound. */
+static int can_drain(struct exchange *ex)
+{
+    if (ex->conn == NULL || ex->conn->sock == NULL || !ex->request_sent || ex->websocket || ex->backend_failed)
+        return 0;
+    if (!ex->head_parsed)
+        return 1;
+    if (!ex->framing.keepalive || (!ex->framing.chunked && ex->framing.content_length == SIZE_MAX))
+        return 0;
+    return ex->framing.chunked || ex->body_left <= ex->proxy->cfg->upstream.response_buffer;
+}
+
+static void start_drain(struct exchange *ex)
+{
+    struct drain *d = h2o_mem_alloc(sizeof(*d));
+    *d = (struct drain){.conn = ex->conn, .proxy = ex->proxy, .head_parsed = ex->head_parsed,
+                        .is_head = h2o_memis(ex->req->method.base, ex->req->method.len, H2O_STRLIT("HEAD")),
+                        .chunked = ex->framing.chunked, .keepalive = 1, .body_left = ex->body_left,
+                        .budget = ex->proxy->cfg->upstream.response_buffer, .decoder = ex->chunked};
+    d->timer.cb = on_drain_timeout;
+    h2o_linklist_insert(&d->proxy->drains, &d->link);
+    set_backend_timer(ex, NULL);
+    ex->conn = NULL;
+    d->conn->sock->data = d;
+    h2o_timeout_link(d->proxy->ctx->loop, d->head_parsed ? &d->proxy->io_timeout : &d->proxy->first_byte_timeout, &d->timer);
+    h2o_socket_read_start(d->conn->sock, on_drain_read);
+    if (d->conn->sock->input->size != 0)
+        on_drain_read(d->conn->sock, NULL);
+}
+
+/* The client went away while the backend was still answering. */
+static void abandon_backend(struct exchange *ex)
+{
+    if (can_drain(ex))
+        start_drain(ex);
+    else
+        release_conn(ex, 0);
+}
+
 /* The client is gone (or the response is complete): whatever is still in progress stops. */
 static void on_exchange_dispose(void *p)
 {
@@ -572,15 +717,14 @@ static void on_exchange_dispose(void *p)
     if (h2o_timeout_is_linked(&ex->hold_timer))
         h2o_timeout_unlink(&ex->hold_timer);
     upstream_cancel(&ex->ureq);
-    release_conn(ex, 0);
+    abandon_backend(ex);
     h2o_buffer_dispose(&ex->pending);
     h2o_buffer_dispose(&ex->inflight);
 }
 
 static void on_client_stop(h2o_generator_t *generator, h2o_req_t *req)
 {
-    struct exchange *ex = (struct exchange *)generator;
-    release_conn(ex, 0);
+    abandon_backend((struct exchange *)generator);
 }
 
 static int is_websocket_request(h2o_req_t *req)
@@ -621,6 +765,7 @@ struct proxy *proxy_create(h2o_context_t *ctx, const struct config *cfg, struct 
     h2o_timeout_init(ctx->loop, &p->stall_timeout, cfg->front.stall_timeout);
     h2o_timeout_init(ctx->loop, &p->websocket_timeout, cfg->front.idle_timeout);
     h2o_timeout_init(ctx->loop, &p->hold_timeout, 20);
+    h2o_linklist_init_anchor(&p->drains);
     return p;
 }
 
@@ -628,6 +773,8 @@ void proxy_destroy(struct proxy *p)
 {
     if (p == NULL)
         return;
+    while (!h2o_linklist_is_empty(&p->drains))
+        end_drain(H2O_STRUCT_FROM_MEMBER(struct drain, link, p->drains.next), 0);
     h2o_timeout_dispose(p->ctx->loop, &p->first_byte_timeout);
     h2o_timeout_dispose(p->ctx->loop, &p->io_timeout);
     h2o_timeout_dispose(p->ctx->loop, &p->stall_timeout);

@@ -27,6 +27,7 @@ struct proxy {
     h2o_timeout_t first_byte_timeout, io_timeout, stall_timeout;
     h2o_timeout_t websocket_timeout;
     h2o_timeout_t hold_timeout; /* 20 ms: how long a small answer waits for its body before its head goes out */
+    h2o_linklist_t drains;      /* answers read to their end after their client left (see proxy.c) */
 };
 
 /* Creates the proxy state for one event loop; the upstream pool and health checker are borrowed. */

@@ -90,6 +90,16 @@ static int use_files(SSL_CTX *ctx, const struct config_listen *l, char *err, siz
     return 0;
 }
 
+/* libh2o 2.2.5 (libuv flavour) sends close_notify when it closes a TLS socket, and ignores the
+ * error uv_write returns at once on a socket whose peer reset it (libuv stops a stream writing
+ * after a read error): the write callback never comes and the connection is never freed. A
+ * client that resets its connection is common (a tab closed mid-request), so h2front closes TLS
+ * connections without close_notify; HTTP/1.1 and HTTP/2 framing already make truncation visible. */
+static void no_close_notify(SSL_CTX *ctx)
+{
+    SSL_CTX_set_quiet_shutdown(ctx, 1);
+}
+
 SSL_CTX *tls_create_server_ctx(const struct config_listen *l, char *err, size_t errlen)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
@@ -101,6 +111,7 @@ SSL_CTX *tls_create_server_ctx(const struct config_listen *l, char *err, size_t 
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
     /* a dashboard tab's connection idles between polls; its 34 KB of record buffers need not */
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    no_close_notify(ctx);
     SSL_CTX_set_cipher_list(ctx, FRONT_CIPHERS_TLS12);
     /* Resumption: a per-context session-id context keeps sessions from crossing certificates
      * (the CVE-2023-41337 class); OpenSSL 3 rotates ticket keys itself. */
@@ -126,6 +137,7 @@ SSL_CTX *tls_create_backend_ctx(const struct config_backend *b, char *err, size_
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+    no_close_notify(ctx);
     if (b->verify) {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
         int ok = b->ca_file != NULL ? SSL_CTX_load_verify_locations(ctx, b->ca_file, NULL) : SSL_CTX_set_default_verify_paths(ctx);

@@ -70,6 +70,7 @@ struct upstream_stats {
     uint64_t queue_full;       /* rejected: the queue was full */
     uint64_t queue_timeouts;   /* rejected: waited longer than queue.timeout */
     uint64_t closed_idle;      /* idle connections closed (by us or by the backend) */
+    uint64_t drained;          /* connections kept after their client left, by reading the answer to its end */
 };
 
 struct upstream_backend {

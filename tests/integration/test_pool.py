@@ -8,6 +8,7 @@ max_connections" is checked on the backend's side of the wire, not on h2front's 
 Environment: H2FRONT_BIN (the binary), H2FRONT_SOURCE_ROOT (the source tree).
 """
 
+import os
 import re
 import subprocess
 import textwrap
@@ -411,3 +412,43 @@ def test_connection_close_answer_is_never_reused(tmp_path, h2front, closed_by):
     assert "said Connection: close" in log, log
     assert "REUSED" not in log, "h2front sent a request on a connection the backend had closed:\n" + log
     assert (post.status, post.body) == (200, b"ok /after\n"), (post.status, post.body, front.log())
+
+
+@pytest.mark.parametrize("path", ["/slow-head?delay=0.3", "/bytes?n=200000&seed=1", "/chunked?chunks=4&delay=0.1&size=1000"])
+def test_clients_leaving_mid_answer_do_not_cost_backend_connections(tmp_path, h2front, path):
+    """A browser closing a tab mid-poll resets its streams. The answers are read to their end
+    and thrown away, so the connections go back to the pool: no new connection for the next
+    requests (closing them instead would cost CherryPy a new connection each time)."""
+    backend = start_testserver(tmp_path)
+    front, port = start_front(h2front, backend, upstream={"max_connections": 3})
+    sockets_before = open_sockets(front.pid)
+    for round_ in range(3):
+        conn = h2_connection(port)
+        for i in range(6):
+            conn.h2.send_headers(conn.h2.get_next_available_stream_id(),
+                                 [(":method", "GET"), (":path", "%s&r=%d&i=%d" % (path, round_, i)),
+                                  (":scheme", "https"), (":authority", conn.authority)], end_stream=True)
+        conn._flush()
+        time.sleep(0.05)  # the requests reach the backend; then the client is gone
+        conn.sock.close()
+    time.sleep(1.0)
+    with h2_connection(port) as conn:
+        responses = conn.get_many(["/json"] * 12)
+    assert all(r.status == 200 for r in responses)
+    stats = backend.stats()
+    assert stats["max_open"] <= 3, stats
+    assert stats["accepted"] <= 3, "connections were closed and reopened: %s\n%s" % (stats, front.log()[-2000:])
+    # the clients' TLS connections were reset, and every one of them must be freed (libh2o 2.2.5
+    # leaked them while sending close_notify to a reset peer); at most the 3 backend ones remain
+    wait_for(lambda: open_sockets(front.pid) <= sockets_before + 3, 3, "h2front freeing reset client connections")
+
+
+def open_sockets(pid):
+    """Sockets process `pid` holds open, whatever their state."""
+    count = 0
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            count += os.readlink("/proc/%d/fd/%s" % (pid, fd)).startswith("socket:")
+        except OSError:
+            pass
+    return count

@@ -63,8 +63,9 @@ def test_tls_sessions_are_resumed(tmp_path, testserver, h2front):
     # an HTTP/1.0 exchange keeps s_client connected until TLS 1.3's ticket has arrived
     request = b'GET /json HTTP/1.0\r\nHost: localhost\r\n\r\n'
     for version in ('-tls1_2', '-tls1_3'):
+        # (s_client exits 1 at the end: h2front closes TLS without close_notify, see tls.c)
         rc, out = s_client(port, version, '-ign_eof', '-sess_out', str(session), stdin=request)
-        assert rc == 0 and 'HTTP/1.1 200' in out, out
+        assert 'HTTP/1.1 200' in out, out
         rc, out = s_client(port, version, '-ign_eof', '-sess_in', str(session), stdin=request)
         assert 'Reused, TLSv1' in out, (version, out)
 
