@@ -148,7 +148,6 @@ static void finish_probe(struct probe *p, enum upstream_state observed, const ch
     if (p->conn != NULL) {
         struct upstream_conn *conn = p->conn;
         p->conn = NULL;
-        h2o_socket_read_stop(conn->sock);
         upstream_release(conn, reusable);
     }
     h2o_buffer_consume(&p->body, p->body->size);
@@ -278,7 +277,7 @@ static void on_probe_connection(struct upstream_request *ureq, struct upstream_c
     p->status = 0;
     conn->sock->data = p;
     h2o_socket_write(conn->sock, &p->request, 1, on_probe_written);
-    h2o_socket_read_start(conn->sock, on_probe_read);
+    upstream_conn_read(conn, on_probe_read);
 }
 
 static void on_probe_deadline(h2o_timeout_entry_t *entry)

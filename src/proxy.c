@@ -94,7 +94,6 @@ static void release_conn(struct exchange *ex, int reusable)
     if (ex->conn != NULL) {
         struct upstream_conn *conn = ex->conn;
         ex->conn = NULL;
-        h2o_socket_read_stop(conn->sock);
         upstream_release(conn, reusable);
     }
 }
@@ -279,7 +278,7 @@ static void resume_backend(struct exchange *ex)
 {
     if (ex->read_paused && ex->conn != NULL && ex->pending->size < ex->proxy->cfg->upstream.response_buffer) {
         ex->read_paused = 0;
-        h2o_socket_read_start(ex->conn->sock, on_body_read);
+        upstream_conn_read(ex->conn, on_body_read);
     }
 }
 
@@ -411,7 +410,7 @@ static void start_response(struct exchange *ex)
     ex->holding = should_hold(ex);
     if (ex->holding)
         h2o_timeout_link(ex->proxy->ctx->loop, &ex->proxy->hold_timeout, &ex->hold_timer);
-    h2o_socket_read_start(ex->conn->sock, on_body_read);
+    upstream_conn_read(ex->conn, on_body_read);
     if (ex->conn->sock->input->size != 0 || ex->framing.content_length == 0)
         process_body(ex, NULL);
     else if (!ex->holding)
@@ -525,7 +524,7 @@ static void send_request(struct exchange *ex)
     sock->data = ex;
     set_backend_timer(ex, &ex->proxy->io_timeout);
     h2o_socket_write(sock, bufs, ex->req->entity.len != 0 ? 2 : 1, on_request_written);
-    h2o_socket_read_start(sock, on_head_read);
+    upstream_conn_read(ex->conn, on_head_read);
 }
 
 static int is_connect_error(const char *err)
@@ -587,7 +586,6 @@ static void end_drain(struct drain *d, int reusable)
     h2o_linklist_unlink(&d->link);
     if (h2o_timeout_is_linked(&d->timer))
         h2o_timeout_unlink(&d->timer);
-    h2o_socket_read_stop(d->conn->sock);
     if (reusable)
         ++d->conn->backend->stats.drained;
     upstream_release(d->conn, reusable);
@@ -694,7 +692,7 @@ static void start_drain(struct exchange *ex)
     ex->conn = NULL;
     d->conn->sock->data = d;
     h2o_timeout_link(d->proxy->ctx->loop, d->head_parsed ? &d->proxy->io_timeout : &d->proxy->first_byte_timeout, &d->timer);
-    h2o_socket_read_start(d->conn->sock, on_drain_read);
+    upstream_conn_read(d->conn, on_drain_read);
     if (d->conn->sock->input->size != 0)
         on_drain_read(d->conn->sock, NULL);
 }

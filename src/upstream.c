@@ -187,8 +187,7 @@ static struct upstream_conn *take_idle(struct upstream_backend *b, int most_rece
     struct upstream_conn *conn = H2O_STRUCT_FROM_MEMBER(struct upstream_conn, _idle_link, link);
     h2o_linklist_unlink(&conn->_idle_link);
     h2o_timeout_unlink(&conn->_timeout);
-    h2o_socket_read_stop(conn->sock);
-    return conn;
+    return conn; /* still reading: the next owner swaps in its callback (upstream_conn_read) */
 }
 
 /* Gives ureq a connection if the bound allows one now; returns 0 when it must keep waiting. */
@@ -355,9 +354,17 @@ void upstream_release(struct upstream_conn *conn, int reusable)
         conn->_timeout.cb = on_idle_timeout;
         h2o_timeout_link(loop_of(b), &b->owner->idle_timeout, &conn->_timeout);
         conn->sock->data = conn;
-        h2o_socket_read_start(conn->sock, on_idle_event);
+        upstream_conn_read(conn, on_idle_event);
     }
     serve_queue(b);
+}
+
+void upstream_conn_read(struct upstream_conn *conn, h2o_socket_cb cb)
+{
+    if (h2o_socket_is_reading(conn->sock))
+        conn->sock->_cb.read = cb; /* libh2o 0.13.5's socket keeps its read callback here */
+    else
+        h2o_socket_read_start(conn->sock, cb);
 }
 
 h2o_socket_t *upstream_detach(struct upstream_conn *conn)

@@ -134,6 +134,11 @@ void upstream_cancel(struct upstream_request *ureq);
 /* Returns a connection after one exchange. reusable: the response was complete and framed, so the
  * connection may serve the next request; otherwise it is closed. */
 void upstream_release(struct upstream_conn *conn, int reusable);
+/* Makes cb receive the connection's input from now on. The connection keeps reading while it is
+ * idle (to notice the backend closing it), so handing it over only swaps the callback: no
+ * epoll_ctl calls per request. */
+void upstream_conn_read(struct upstream_conn *conn, h2o_socket_cb cb);
+
 /* Takes the connection out of the pool for good (a WebSocket tunnel) and hands over its socket;
  * it stops counting against the bound. */
 h2o_socket_t *upstream_detach(struct upstream_conn *conn);
