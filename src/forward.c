@@ -231,22 +231,24 @@ static const char *read_framing(const struct http1_response *res, h2o_req_t *req
     return NULL;
 }
 
-static void add_response_header(h2o_req_t *req, const struct http1_header *h, forward_is_backend_cb is_backend, void *cb_ctx)
+/* Adds one backend header to the client's response; `name` is lower-case, `token` its libh2o
+ * token or NULL. */
+static void add_response_header(h2o_req_t *req, const h2o_token_t *token, const char *name, size_t name_len,
+                                const struct http1_header *h, forward_is_backend_cb is_backend, void *cb_ctx)
 {
-    h2o_iovec_t name = h2o_strdup(&req->pool, h->name, h->name_len);
-    h2o_strtolower(name.base, name.len);
-    const h2o_token_t *token = h2o_lookup_token(name.base, name.len);
     h2o_iovec_t value = h2o_strdup(&req->pool, h->value, h->value_len);
     if (token == H2O_TOKEN_LOCATION || token == H2O_TOKEN_CONTENT_LOCATION)
         value = forward_rewrite_url(req, value, is_backend, cb_ctx);
     else if (token == H2O_TOKEN_SET_COOKIE)
         value = secure_cookie(req, value);
-    else if (h2o_memis(name.base, name.len, H2O_STRLIT("refresh")))
+    else if (h2o_memis(name, name_len, H2O_STRLIT("refresh")))
         value = rewrite_refresh(req, value, is_backend, cb_ctx);
-    if (token != NULL)
+    if (token != NULL) {
         h2o_add_header(&req->pool, &req->res.headers, token, NULL, value.base, value.len);
-    else
-        h2o_add_header_by_str(&req->pool, &req->res.headers, name.base, name.len, 0, NULL, value.base, value.len);
+    } else {
+        h2o_iovec_t copy = h2o_strdup(&req->pool, name, name_len);
+        h2o_add_header_by_str(&req->pool, &req->res.headers, copy.base, copy.len, 0, NULL, value.base, value.len);
+    }
 }
 
 const char *forward_copy_response(h2o_req_t *req, const struct http1_response *res, forward_is_backend_cb is_backend,
@@ -261,14 +263,14 @@ const char *forward_copy_response(h2o_req_t *req, const struct http1_response *r
     req->res.content_length = framing->has_body ? framing->content_length : SIZE_MAX;
     for (size_t i = 0; i != res->num_headers; ++i) {
         const struct http1_header *h = &res->headers[i];
-        char lower[64];
-        size_t n = h->name_len < sizeof(lower) ? h->name_len : sizeof(lower) - 1;
-        memcpy(lower, h->name, n);
-        h2o_strtolower(lower, n);
-        const h2o_token_t *token = h2o_lookup_token(lower, n);
-        if (drop_for_response(token, lower, n, connection, res->status))
+        /* header names are short; a longer one is copied whole from the pool */
+        char stack_name[64], *lower = h->name_len <= sizeof(stack_name) ? stack_name : h2o_mem_alloc_pool(&req->pool, h->name_len);
+        memcpy(lower, h->name, h->name_len);
+        h2o_strtolower(lower, h->name_len);
+        const h2o_token_t *token = h2o_lookup_token(lower, h->name_len);
+        if (drop_for_response(token, lower, h->name_len, connection, res->status))
             continue;
-        add_response_header(req, h, is_backend, cb_ctx);
+        add_response_header(req, token, lower, h->name_len, h, is_backend, cb_ctx);
     }
     return NULL;
 }
