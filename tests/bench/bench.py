@@ -545,6 +545,11 @@ def main(argv=None):
         shutil.rmtree(work, ignore_errors=True)
     elif harness_errors:
         print('work directory kept for the errors: %s' % work)
+    if args.smoke:
+        # the smoke test guards the harness and h2front; a peer timing out on a busy CI machine is
+        # reported above but is not h2front's failure
+        own = [e for e in results['errors'] if e['target'].startswith('h2front')]
+        return 1 if own or not results['runs'] else 0
     return 1 if harness_errors else 0
 
 
