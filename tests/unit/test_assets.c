@@ -18,17 +18,7 @@
 
 #include "assets.h"
 
-static int passed, failed;
-
-#define CHECK(cond)                                                                                                                \
-    do {                                                                                                                           \
-        if (cond) {                                                                                                                \
-            ++passed;                                                                                                              \
-        } else {                                                                                                                   \
-            ++failed;                                                                                                              \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);                                               \
-        }                                                                                                                          \
-    } while (0)
+#include "check.h"
 
 #define H_HASH "0123456789abcdef0123"
 #define STYLES "styles." H_HASH ".css"
@@ -589,6 +579,5 @@ int main(void)
     const char *real = getenv("ASSETS_REAL_DIST");
     if (real != NULL && real[0] != '\0')
         test_real_build(real);
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed != 0;
+    return check_summary();
 }

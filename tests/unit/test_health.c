@@ -6,17 +6,7 @@
 #include "config.h"
 #include "health.h"
 
-static int passed, failed;
-
-#define CHECK(cond)                                                                                                                \
-    do {                                                                                                                           \
-        if (cond) {                                                                                                                \
-            ++passed;                                                                                                              \
-        } else {                                                                                                                   \
-            ++failed;                                                                                                              \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);                                               \
-        }                                                                                                                          \
-    } while (0)
+#include "check.h"
 
 static enum upstream_state classify(const struct config *cfg, int status, const char *body)
 {
@@ -55,6 +45,5 @@ int main(void)
     CHECK(classify(&cfg, 429, "") == UPSTREAM_STANDBY);
 
     config_free(&cfg);
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed != 0;
+    return check_summary();
 }

@@ -4,17 +4,7 @@
 
 #include "http1.h"
 
-static int passed, failed;
-
-#define CHECK(cond)                                                                                                                \
-    do {                                                                                                                           \
-        if (cond) {                                                                                                                \
-            ++passed;                                                                                                              \
-        } else {                                                                                                                   \
-            ++failed;                                                                                                              \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);                                               \
-        }                                                                                                                          \
-    } while (0)
+#include "check.h"
 
 static void test_complete_head(void)
 {
@@ -93,6 +83,5 @@ int main(void)
     test_too_many_headers();
     test_chunked_in_pieces();
     test_chunked_errors_and_leftover();
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed != 0;
+    return check_summary();
 }
