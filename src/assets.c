@@ -25,6 +25,9 @@
 #define MAX_ACCEPTED_LANGS 10 /* home.py's MAX_ACCEPTED_LANGS */
 #define MAX_CSS_RESOURCES 16  /* fonts and images taken from stylesheets into a critical set */
 #define MAX_STYLESHEETS 16    /* stylesheets followed (index.html's and their @imports) */
+#define MAX_CHUNKS 16         /* webpack lazy chunks taken from critical scripts' chunk maps */
+#define MAX_SCRIPT_IMAGES 8   /* images taken from component styles embedded in critical scripts */
+#define MAX_CHUNK_ID 64       /* longest chunk id (number or quoted name) in a chunk map */
 #define MAX_TAG_ATTRS 24
 #define MAX_WORKERS 8
 #define ETAG_SIZE 32
@@ -1039,7 +1042,9 @@ static void build_lang_keys(struct assets *a)
 
 /* ---- loading: the critical set ---- */
 
-enum rank { RANK_STYLE, RANK_SCRIPT, RANK_RESOURCE, RANK_EXTRA, NUM_RANKS };
+/* The parts of a critical set in Link order: what the page needs first goes first. RANK_CHUNK and RANK_SCRIPT_IMAGE are what
+ * the critical scripts request once they run, so they never go ahead of what the document and its stylesheets need. */
+enum rank { RANK_STYLE, RANK_SCRIPT, RANK_RESOURCE, RANK_CHUNK, RANK_SCRIPT_IMAGE, RANK_EXTRA, NUM_RANKS };
 
 struct entry {
     char *url; /* path below url_prefix, with "?query" when the reference has one */
@@ -1054,7 +1059,7 @@ struct critical {
     const struct assets *a;
     struct assets_lang *lang;
     struct entry *entries;
-    size_t num, num_styles, num_resources;
+    size_t num, per_rank[NUM_RANKS]; /* entries in all, and in each rank */
     h2o_iovec_t doc_base; /* where relative references in index.html resolve (a <base href> moves it); .base NULL: unknown */
 };
 
@@ -1066,7 +1071,7 @@ static int ref_chars_ok(const char *p, size_t len)
         if (c == '%') {
             if (i + 2 >= len || hex_value((unsigned char)p[i + 1]) < 0 || hex_value((unsigned char)p[i + 2]) < 0)
                 return 0;
-        } else if (!(is_alpha(c) || is_digit(c) || strchr("-._~!$&'()*+;=:@/?", c) != NULL)) {
+        } else if (!(is_alpha(c) || is_digit(c) || (c != '\0' && strchr("-._~!$&'()*+;=:@/?", c) != NULL))) {
             return 0;
         }
     }
@@ -1166,8 +1171,29 @@ static int rank_takes(enum rank rank, enum kind kind)
         return kind == KIND_SCRIPT;
     case RANK_RESOURCE:
         return kind == KIND_FONT || kind == KIND_IMAGE;
+    case RANK_CHUNK:
+        return kind == KIND_SCRIPT;
+    case RANK_SCRIPT_IMAGE:
+        return kind == KIND_IMAGE;
     default:
         return 1;
+    }
+}
+
+/* How many entries a part of the set may hold, so that a huge build cannot blow up the Link header; SIZE_MAX: no limit. */
+static size_t rank_limit(enum rank rank)
+{
+    switch (rank) {
+    case RANK_STYLE:
+        return MAX_STYLESHEETS;
+    case RANK_RESOURCE:
+        return MAX_CSS_RESOURCES;
+    case RANK_CHUNK:
+        return MAX_CHUNKS;
+    case RANK_SCRIPT_IMAGE:
+        return MAX_SCRIPT_IMAGES;
+    default:
+        return SIZE_MAX;
     }
 }
 
@@ -1177,9 +1203,8 @@ static struct entry *add_ref(struct critical *c, h2o_iovec_t base, h2o_iovec_t r
 {
     struct sbuf url = {NULL};
     const struct assets_file *f = NULL;
-    int full = (rank == RANK_RESOURCE && c->num_resources == MAX_CSS_RESOURCES) ||
-               (rank == RANK_STYLE && c->num_styles == MAX_STYLESHEETS);
-    if (full || resolve_ref(c->a, base, ref, &url) != 0 || (f = find_url(c->lang, url.base)) == NULL || has_entry(c, url.base)) {
+    if (c->per_rank[rank] == rank_limit(rank) || resolve_ref(c->a, base, ref, &url) != 0 ||
+        (f = find_url(c->lang, url.base)) == NULL || has_entry(c, url.base)) {
         free(url.base);
         return NULL;
     }
@@ -1192,8 +1217,7 @@ static struct entry *add_ref(struct critical *c, h2o_iovec_t base, h2o_iovec_t r
     c->entries = h2o_mem_realloc(c->entries, (c->num + 1) * sizeof(*c->entries));
     struct entry *e = &c->entries[c->num++];
     *e = (struct entry){url.base, rank, kind, kind == KIND_FONT || kind == KIND_OTHER ? "" : NULL, 0, f};
-    c->num_resources += rank == RANK_RESOURCE;
-    c->num_styles += rank == RANK_STYLE;
+    ++c->per_rank[rank];
     return e;
 }
 
@@ -1363,6 +1387,97 @@ static void scan_css(struct critical *c, h2o_iovec_t base, h2o_iovec_t css)
             ++p;
         }
     }
+}
+
+/* -- scripts -- */
+
+/* What a webpack chunk name may hold; anything else (a '/', a quote) makes the pair not a chunk map entry. */
+static int is_chunk_name_char(int c)
+{
+    return is_alpha(c) || is_digit(c) || c == '-' || c == '_' || c == '.' || c == '~';
+}
+
+/* The value of a chunk map entry at p (just after the ':'): "HASH" or 'HASH' of 16+ hex digits; .base NULL otherwise. */
+static h2o_iovec_t chunk_hash(const char *p, const char *end)
+{
+    if (p == end || (*p != '"' && *p != '\''))
+        return h2o_iovec_init(NULL, 0);
+    const char *q = p + 1;
+    while (q != end && hex_value((unsigned char)*q) >= 0)
+        ++q;
+    if (q == end || *q != *p || q - p - 1 < 16)
+        return h2o_iovec_init(NULL, 0);
+    return h2o_iovec_init(p + 1, q - p - 1);
+}
+
+/* The key in front of a chunk map entry's ':' (colon): a decimal number (117:) or a quoted name ("about":); .base NULL
+ * otherwise. It looks back at most MAX_CHUNK_ID bytes, which keeps a scan of the whole script linear. */
+static h2o_iovec_t chunk_id(const char *start, const char *colon)
+{
+    const char *p = colon;
+    if (p != start && (p[-1] == '"' || p[-1] == '\'')) {
+        const char *close = --p;
+        while (p != start && close - p < MAX_CHUNK_ID && is_chunk_name_char((unsigned char)p[-1]))
+            --p;
+        if (p == close || p == start || p[-1] != *close)
+            return h2o_iovec_init(NULL, 0);
+        return h2o_iovec_init(p, close - p);
+    }
+    while (p != start && colon - p < MAX_CHUNK_ID && is_digit(p[-1]))
+        --p;
+    if (p == colon || (p != start && (is_ident_char((unsigned char)p[-1]) || p[-1] == '$' || p[-1] == '.')))
+        return h2o_iovec_init(NULL, 0);
+    return h2o_iovec_init(p, colon - p);
+}
+
+/* Webpack's runtime holds the hashes of the lazy chunks, r.u=e=>e+"."+{117:"9781bbf8cc6a4aaa7e8e",...}[e]+".js": the page
+ * requests those only once main.js has run, a round trip later. Every ID:"HASH" pair whose ID.HASH.js is a file beside
+ * the script is taken; any other pair names no file, so a false match costs nothing. */
+static void scan_chunk_map(struct critical *c, h2o_iovec_t base, h2o_iovec_t js, int module)
+{
+    const char *p = js.base, *end = js.base + js.len;
+    for (; p != end && c->per_rank[RANK_CHUNK] != MAX_CHUNKS && (p = memchr(p, ':', end - p)) != NULL; ++p) {
+        h2o_iovec_t hash = chunk_hash(p + 1, end), id;
+        if (hash.base == NULL || (id = chunk_id(js.base, p)).base == NULL)
+            continue;
+        struct sbuf ref = {NULL};
+        sb_add(&ref, id.base, id.len);
+        sb_str(&ref, ".");
+        sb_add(&ref, hash.base, hash.len);
+        sb_str(&ref, ".js");
+        struct entry *e = add_ref(c, base, h2o_iovec_init(ref.base, ref.len), RANK_CHUNK);
+        if (e != NULL)
+            e->module = module; /* a module runtime loads its chunks with import() */
+        free(ref.base);
+    }
+}
+
+/* Angular embeds component styles in main.js as strings, "...background:url(ceph_background.e82dd79127290ddbe8cb.gif)...":
+ * the images they name are requested only once main.js has run and rendered, a round trip later. Fonts are left out (a
+ * component's @font-face is rare and not worth a guess), as is what does not resolve to an image of the build. */
+static void scan_script_urls(struct critical *c, h2o_iovec_t base, h2o_iovec_t js)
+{
+    const char *p = js.base, *end = js.base + js.len;
+    while (p != end && c->per_rank[RANK_SCRIPT_IMAGE] != MAX_SCRIPT_IMAGES && (p = memchr(p, '(', end - p)) != NULL) {
+        if (p - js.base < 3 || !starts_ci(p - 3, 4, "url(") || (p - js.base > 3 && is_ident_char((unsigned char)p[-4]))) {
+            ++p;
+            continue;
+        }
+        h2o_iovec_t ref;
+        p = css_url(p + 1, end, &ref);
+        if (ref.base != NULL)
+            add_ref(c, base, ref, RANK_SCRIPT_IMAGE);
+    }
+}
+
+/* What a critical script (one index.html loads) requests as soon as it runs: webpack lazy chunks, component style images. */
+static void scan_script(struct critical *c, size_t i)
+{
+    const struct entry *script = &c->entries[i];
+    h2o_iovec_t base = h2o_iovec_init(script->url, strcspn(script->url, "?")), js = script->file->identity.data;
+    int module = script->module; /* add_ref moves the entries: nothing of `script` is read after it */
+    scan_chunk_map(c, base, js, module);
+    scan_script_urls(c, base, js);
 }
 
 /* -- HTML -- */
@@ -1631,16 +1746,20 @@ static void build_link(struct critical *c)
     free(offsets);
 }
 
-/* index.html's critical set for one language: its stylesheets and scripts, what the stylesheets need, the extras. */
+/* index.html's critical set for one language: its stylesheets and scripts, what the stylesheets need, what the scripts
+ * request once they run (lazy chunks, images of component styles), the extras. */
 static void build_critical_set(struct assets *a, struct assets_lang *lang, char *const *preload, size_t num_preload)
 {
-    struct critical c = {a, lang, NULL, 0, 0, 0, h2o_iovec_init(H2O_STRLIT("/"))};
+    struct critical c = {.a = a, .lang = lang, .doc_base = h2o_iovec_init(H2O_STRLIT("/"))};
     if (lang->document.base == NULL)
         return;
     scan_html(&c, lang->document);
     for (size_t i = 0; i != c.num; ++i) /* grows as @import adds sheets */
         if (c.entries[i].rank == RANK_STYLE)
             scan_css(&c, h2o_iovec_init(c.entries[i].url, strcspn(c.entries[i].url, "?")), c.entries[i].file->identity.data);
+    for (size_t i = 0; i != c.num; ++i) /* what this adds is not RANK_SCRIPT: chunks are not scanned in turn */
+        if (c.entries[i].rank == RANK_SCRIPT)
+            scan_script(&c, i);
     add_extras(&c, preload, num_preload);
     build_link(&c);
     for (size_t i = 0; i != c.num; ++i)

@@ -103,9 +103,12 @@ const struct assets_body *assets_choose_body(const struct assets_file *f, h2o_io
 /*
  * The critical set of a language as a ready Link header value, "" when empty: the stylesheets
  * index.html loads, then its scripts in document order, then what those stylesheets need (fonts,
- * only the woff2 of a multi-format @font-face; images), then the configured preload paths, e.g.
+ * only the woff2 of a multi-format @font-face; images), then what those scripts request once they
+ * run (the webpack lazy chunks of their chunk maps, then the images named by url() in component
+ * styles embedded in them; files of the build only), then the configured preload paths, e.g.
  *   </styles.x.css>; rel=preload; as=style, </main.x.js>; rel=preload; as=script,
- *   </fa.x.woff2?v=1>; rel=preload; as=font; crossorigin
+ *   </fa.x.woff2?v=1>; rel=preload; as=font; crossorigin, </117.x.js>; rel=preload; as=script,
+ *   </bg.x.gif>; rel=preload; as=image
  * URLs are absolute paths including url_prefix and the query the document uses, so they match
  * the browser's requests.
  */

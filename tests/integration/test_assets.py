@@ -5,7 +5,8 @@ decode to the bytes on disk, with the Content-Type the dashboard itself sends, a
 answers If-None-Match with 304, and a Cache-Control that follows the name (content hash: a year,
 immutable; otherwise no-cache). The document (/ and /index.html), the API and anything odd go on
 to the dashboard. Navigations are announced: a 103 Early Hints over HTTP/2 and a Link header naming
-the critical set, which this file derives on its own from index.html and the stylesheet, and with
+the critical set, which this file derives on its own from index.html, the stylesheet and the
+scripts (webpack's chunk map, images in Angular's component styles), and with
 `push: true` the same set is pushed once per browser (h2o's CASPer cookie).
 
 One dashboard and four h2fronts per module (assets with defaults, push, url_prefix, no assets),
@@ -18,6 +19,7 @@ import gzip
 import hashlib
 import html.parser
 import http.client
+import posixpath
 import re
 import subprocess
 import time
@@ -111,20 +113,46 @@ def _css_resources(css):
     return [(ref, kind) for _, ref, kind in sorted(out)]
 
 
+# webpack's chunk map in the runtime, r.u=e=>e+"."+{117:"9781bbf8cc6a4aaa7e8e",...}[e]+".js": a number
+# (not glued to an identifier) or a quoted name, then a quoted hash of 16+ hex digits
+CHUNK_MAP_ENTRY = re.compile(r'''(?:(?<![\w$.])(\d+)|(["'])([A-Za-z0-9_.~-]+)\2):(["'])([0-9a-fA-F]{16,})\4''')
+IMAGE_SUFFIXES = ('.svg', '.png', '.gif', '.jpg', '.jpeg', '.webp', '.avif', '.ico')
+MAX_CHUNKS, MAX_SCRIPT_IMAGES = 16, 8
+
+
+def _chunk_refs(js):
+    """Every ID.HASH.js a chunk map in a script names, in its order (whether or not the file exists)."""
+    return ['%s.%s.js' % (m.group(1) or m.group(3), m.group(5)) for m in CHUNK_MAP_ENTRY.finditer(js)]
+
+
+def _script_image_refs(js):
+    """url() in component styles embedded in a script: every non-empty reference that is not data:
+    or another origin (whether or not it names an image of the build)."""
+    refs = [m.group(1) or m.group(2) or m.group(3) or '' for m in re.finditer(r'(?<![\w-])' + CSS_URL.pattern, js, re.I)]
+    return [r for r in refs if r and not re.match(r'[A-Za-z][A-Za-z0-9+.-]*:|//', r)]
+
+
 def expected_critical_set(prefix=''):
     """[(url, {param: value})] as a Link header should list them: stylesheets, scripts (document
-    order), then what the stylesheets load (woff2 font with crossorigin, images)."""
+    order), then what the stylesheets load (woff2 font with crossorigin, images), the lazy chunks
+    the scripts' chunk maps name (at most 16), the images their embedded styles name (at most 8)."""
     doc = _DocumentRefs()
     doc.feed((LANG_DIR / 'index.html').read_text())
     entries = []
 
-    def add(ref, kind):
-        url = '/' + ref.split('#', 1)[0].lstrip('/')
-        if (LANG_DIR / url.split('?', 1)[0].lstrip('/')).is_file() and prefix + url not in [u for u, _ in entries]:
+    def add(ref, kind, base='/'):
+        """Adds ref (relative to the file at `base`) when it names a file of the build; True if added."""
+        ref = ref.split('#', 1)[0]
+        path, _, query = ref.partition('?')
+        path = posixpath.normpath(posixpath.join(posixpath.dirname(base), path))
+        url = path + ('?' + query if query else '')
+        if (LANG_DIR / path.lstrip('/')).is_file() and prefix + url not in [u for u, _ in entries]:
             params = {'rel': 'preload', 'as': kind}
             if kind == 'font':
                 params['crossorigin'] = None
             entries.append((prefix + url, params))
+            return True
+        return False
 
     for href in doc.styles:
         add(href, 'style')
@@ -133,6 +161,17 @@ def expected_critical_set(prefix=''):
     for href in doc.styles:
         for ref, kind in _css_resources((LANG_DIR / href).read_text(errors='replace')):
             add(ref, kind)
+    scripts = ['/' + src.lstrip('/') for src in doc.scripts]
+    chunks = 0
+    for script in scripts:
+        for ref in _chunk_refs((LANG_DIR / script.lstrip('/')).read_text(errors='replace')):
+            if chunks < MAX_CHUNKS and add(ref, 'script', script):
+                chunks += 1
+    images = 0
+    for script in scripts:
+        for ref in _script_image_refs((LANG_DIR / script.lstrip('/')).read_text(errors='replace')):
+            if images < MAX_SCRIPT_IMAGES and ref.split('?')[0].lower().endswith(IMAGE_SUFFIXES) and add(ref, 'image', script):
+                images += 1
     return entries
 
 
@@ -155,7 +194,11 @@ def test_expected_critical_set_is_sane():
     assert re.fullmatch(r'/styles\.[0-9a-f]+\.css', urls[0])
     assert [re.sub(r'\.[0-9a-f]{16,}\.js$', '', u) for u in urls[1:5]] == ['/runtime', '/polyfills', '/scripts', '/main']
     assert urls[5].startswith(WOFF2) and urls[5].endswith('?v=1.1.7') and kinds[5] == 'font'
-    assert kinds == ['style'] + ['script'] * 4 + ['font'] + ['image'] * (len(kinds) - 6)
+    # the runtime's lazy chunks, then the image main.js's component styles name, after the stylesheet's
+    chunks = [u for u in urls if re.fullmatch(r'/\d+\.[0-9a-f]{16,}\.js', u)]
+    assert len(chunks) == 3 and urls[-4:-1] == chunks, urls
+    assert re.fullmatch(r'/ceph_background\.[0-9a-f]{16,}\.gif', urls[-1]), urls
+    assert kinds == ['style'] + ['script'] * 4 + ['font'] + ['image'] * (len(kinds) - 10) + ['script'] * 3 + ['image']
 
 
 # ---------------------------------------------------------------------------------------------
@@ -511,7 +554,8 @@ def test_push_sends_the_critical_set_once_per_browser(push_front):
         assert p.status == 200 and p.ended and p.reset is None, (p.path, p.status, p.reset)
         assert decode(p.body, p.header('content-encoding')) == disk(p.path), p.path
         assert from_memory(p), (p.path, p.headers)
-    assert [p.header('content-encoding') for p in pushes if p.path.endswith('.js')] == ['br'] * 4
+    scripts = [p for p in pushes if p.path.endswith('.js')]
+    assert len(scripts) == 7 and [p.header('content-encoding') for p in scripts] == ['br'] * 7, [p.path for p in scripts]
     cookies = _casper_cookies([doc] + pushes)
     assert cookies, 'no h2o_casper cookie set on the first visit: %s' % doc.headers
 

@@ -29,6 +29,10 @@
 #define WOFF "fa.4444444444444444dddd.woff"
 #define EOT "fa.5555555555555555eeee.eot"
 #define GIF "bg.6666666666666666ffff.gif"
+#define CHUNK "42.8888888888888888aaaa.js"          /* lazy chunks named in RUNTIME's chunk map, en-US only */
+#define CHUNK_NAMED "about.9999999999999999bbbb.js"
+#define DECOY "7.8888888888888888aaaa.js"         /* exists, but only x7:"..." names it: not a chunk map entry */
+#define LOGIN_GIF "login.aaaaaaaaaaaaaaaa1111.gif" /* named by a component style in MAIN_EN */
 
 static char root[256], dist[300];
 
@@ -93,15 +97,31 @@ static void write_random(const char *rel, size_t len, unsigned seed)
     free(buf);
 }
 
-static void write_script(const char *rel, int lines)
+/* `lines` of compressible code, then `tail`. */
+static void write_script(const char *rel, int lines, const char *tail)
 {
-    size_t cap = (size_t)lines * 48, n = 0;
+    size_t cap = (size_t)lines * 48 + strlen(tail) + 1, n = 0;
     char *buf = malloc(cap);
     for (int i = 0; i != lines; ++i)
         n += (size_t)snprintf(buf + n, cap - n, "function f%d(a){return a*%d+\"x\";}\n", i, i % 97);
+    n += (size_t)snprintf(buf + n, cap - n, "%s", tail);
     write_file(rel, buf, n);
     free(buf);
 }
+
+/* webpack's chunk map: 42 and "about" exist in en-US only, 43 nowhere; a short hash, a key glued to an identifier (x7),
+ * and main's own name and hash (already in the set) add nothing. */
+static const char runtime_tail[] =
+    "o={x7:\"8888888888888888aaaa\"};r.u=e=>e+\".\"+{42:\"8888888888888888aaaa\",43:\"0123456789abcdef0123\","
+    "\"about\":'9999999999999999bbbb',44:\"abcdef\"}[e]+\".js\",y={\"main\":\"2222222222222222bbbb\"};\n";
+
+/* Angular's component styles: an image of the build (twice, once in capitals), a missing one, data:, an empty url(), a font,
+ * one the stylesheet already has, another origin, and a JavaScript URL() call. */
+static const char main_tail[] =
+    "const styles=[\".login[_ngcontent-%COMP%]{background:url(" LOGIN_GIF ") no-repeat}\","
+    "\".a{background:url('missing.0123456789abcdef4444.png')}.b{background:url(data:image/gif;base64,R0lGOD)}\","
+    "\".c{background:url()}.d{src:url(\\\"" WOFF "\\\")}.e{src:url('" WOFF2 "')}.f{background:url(" GIF ")}\","
+    "\".g{background:url(https://cdn.example/x.gif)}.h{background:URL( " LOGIN_GIF " )}\"],u=new URL(\"" GIF "\",base);\n";
 
 static const char index_en[] = "<!DOCTYPE html><html lang=\"en-US\"><head>\n"
                                "<meta charset=\"utf-8\"><title>Ceph <script src=\"" MAIN_EN "\"></script></title>\n"
@@ -139,8 +159,12 @@ static void make_build(void)
     make_dir("dist/de-DE");
     write_text("dist/en-US/index.html", index_en);
     write_text("dist/en-US/" STYLES, styles);
-    write_script("dist/en-US/" RUNTIME, 40);
-    write_script("dist/en-US/" MAIN_EN, 2000);
+    write_script("dist/en-US/" RUNTIME, 40, runtime_tail);
+    write_script("dist/en-US/" MAIN_EN, 2000, main_tail);
+    write_script("dist/en-US/" CHUNK, 20, "");
+    write_script("dist/en-US/" CHUNK_NAMED, 20, "");
+    write_script("dist/en-US/" DECOY, 20, "");
+    write_random("dist/en-US/" LOGIN_GIF, 2000, 5);
     write_random("dist/en-US/" WOFF2, 4096, 1);
     write_random("dist/en-US/" WOFF, 5000, 2);
     write_random("dist/en-US/" EOT, 6000, 3);
@@ -161,8 +185,8 @@ static void make_build(void)
     CHECK(symlink("/etc", path) == 0);
     write_text("dist/de-DE/index.html", "<html><body><script src=\"" RUNTIME "\"></script><script src=\"" MAIN_DE
                                         "\" type=module crossorigin></script></body></html>");
-    write_script("dist/de-DE/" RUNTIME, 40);
-    write_script("dist/de-DE/" MAIN_DE, 300);
+    write_script("dist/de-DE/" RUNTIME, 40, runtime_tail);
+    write_script("dist/de-DE/" MAIN_DE, 300, "");
     ico[10] = 1;
     write_file("dist/de-DE/favicon.ico", ico, sizeof(ico));
 }
@@ -310,7 +334,8 @@ static void test_prefix(void)
     CHECK(link.len > 7 && memcmp(link.base, "</ceph/" STYLES ">", 7 + strlen(STYLES) + 1) == 0);
     const h2o_iovec_t *paths;
     size_t n = assets_critical_paths(en, &paths);
-    CHECK(n == 7 && iov_eq(paths[0], "/ceph/" STYLES) && iov_eq(paths[4], "/ceph/" WOFF2 "?v=1"));
+    CHECK(n == 10 && iov_eq(paths[0], "/ceph/" STYLES) && iov_eq(paths[4], "/ceph/" WOFF2 "?v=1") &&
+          iov_eq(paths[6], "/ceph/" CHUNK) && iov_eq(paths[8], "/ceph/" LOGIN_GIF));
     assets_free(a);
 }
 
@@ -448,6 +473,9 @@ static void test_critical_set(const struct assets *a)
                                    "</assets/x.svg>; rel=preload; as=image, "
                                    "</" WOFF2 "?v=1>; rel=preload; as=font; crossorigin, "
                                    "</" GIF ">; rel=preload; as=image, "
+                                   "</" CHUNK ">; rel=preload; as=script, "
+                                   "</" CHUNK_NAMED ">; rel=preload; as=script, "
+                                   "</" LOGIN_GIF ">; rel=preload; as=image, "
                                    "</assets/logo.svg>; rel=preload; as=image";
     h2o_iovec_t link = assets_preload_link(en);
     CHECK(iov_eq(link, expected));
@@ -455,12 +483,51 @@ static void test_critical_set(const struct assets *a)
         fprintf(stderr, "  got:      %.*s\n  expected: %s\n", (int)link.len, link.base, expected);
     const h2o_iovec_t *paths;
     size_t n = assets_critical_paths(en, &paths);
-    CHECK(n == 7);
-    CHECK(n == 7 && iov_eq(paths[0], "/" STYLES) && iov_eq(paths[1], "/" RUNTIME) && iov_eq(paths[2], "/" MAIN_EN) &&
-          iov_eq(paths[4], "/" WOFF2 "?v=1") && iov_eq(paths[6], "/assets/logo.svg"));
+    CHECK(n == 10);
+    CHECK(n == 10 && iov_eq(paths[0], "/" STYLES) && iov_eq(paths[1], "/" RUNTIME) && iov_eq(paths[2], "/" MAIN_EN) &&
+          iov_eq(paths[4], "/" WOFF2 "?v=1") && iov_eq(paths[6], "/" CHUNK) && iov_eq(paths[8], "/" LOGIN_GIF) &&
+          iov_eq(paths[9], "/assets/logo.svg"));
+    /* the same runtime, but de-DE has no chunk files: nothing is added */
     static const char expected_de[] = "</" RUNTIME ">; rel=preload; as=script, </" MAIN_DE ">; rel=modulepreload; crossorigin";
     CHECK(iov_eq(assets_preload_link(de), expected_de));
     CHECK(iov_eq(assets_preload_link(NULL), ""));
+}
+
+/* A build whose runtime names 20 chunks and whose main.js names 10 images: the set takes the first 16 and the first 8. */
+static void test_script_bounds(void)
+{
+    char map[2048] = "r.u=e=>e+\".\"+{", css[2048] = "const styles=[\"", name[64], path[512], err[512] = "";
+    size_t m = strlen(map), k = strlen(css);
+    make_dir("bounds");
+    make_dir("bounds/en-US");
+    write_text("bounds/en-US/index.html", "<script src=\"runtime.js\"></script><script src=\"main.js\"></script>");
+    for (int i = 0; i != 20; ++i) {
+        m += (size_t)snprintf(map + m, sizeof(map) - m, "%d:\"%016d\",", i, i);
+        snprintf(name, sizeof(name), "bounds/en-US/%d.%016d.js", i, i);
+        write_text(name, "0");
+    }
+    for (int i = 0; i != 10; ++i) {
+        k += (size_t)snprintf(css + k, sizeof(css) - k, ".i%d{background:url(img%d.png)}", i, i);
+        snprintf(name, sizeof(name), "bounds/en-US/img%d.png", i);
+        write_random(name, 100, (unsigned)i);
+    }
+    snprintf(map + m, sizeof(map) - m, "}[e]+\".js\";");
+    snprintf(css + k, sizeof(css) - k, "\"];");
+    write_text("bounds/en-US/runtime.js", map);
+    write_text("bounds/en-US/main.js", css);
+    snprintf(path, sizeof(path), "%s/bounds", root);
+    struct assets *a = assets_load(path, "", NULL, 0, err, sizeof(err));
+    CHECK(a != NULL);
+    if (a == NULL) {
+        fprintf(stderr, "assets_load: %s\n", err);
+        return;
+    }
+    const h2o_iovec_t *paths;
+    size_t n = assets_critical_paths(negotiate(a, NULL, NULL), &paths);
+    CHECK(n == 2 + 16 + 8);
+    CHECK(n == 26 && iov_eq(paths[2], "/0.0000000000000000.js") && iov_eq(paths[17], "/15.0000000000000015.js") &&
+          iov_eq(paths[18], "/img0.png") && iov_eq(paths[25], "/img7.png"));
+    assets_free(a);
 }
 
 static void test_load_errors(void)
@@ -485,7 +552,7 @@ static void test_fake_build(void)
     CHECK(a != NULL && b != NULL);
     if (a != NULL && b != NULL) {
         const struct assets_stats *s = assets_get_stats(a);
-        CHECK(s->languages == 2 && s->files == 14 && s->skipped == 4);
+        CHECK(s->languages == 2 && s->files == 18 && s->skipped == 4);
         CHECK(s->gzip_bytes < s->identity_bytes && s->br_bytes < s->gzip_bytes);
         test_negotiation(a);
         test_lookup(a);
@@ -497,6 +564,7 @@ static void test_fake_build(void)
     assets_free(a);
     assets_free(b);
     test_prefix();
+    test_script_bounds();
     test_load_errors();
     remove_build();
 }
