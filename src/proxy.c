@@ -517,14 +517,33 @@ static void on_request_written(h2o_socket_t *sock, const char *err)
         set_backend_timer(ex, &ex->proxy->first_byte_timeout);
 }
 
+/* Drops the first n bytes of bufs, which went out already. */
+static size_t skip_written(h2o_iovec_t *bufs, size_t nbufs, size_t n)
+{
+    size_t i = 0;
+    for (; i != nbufs && n >= bufs[i].len; ++i)
+        n -= bufs[i].len;
+    if (i != nbufs) {
+        bufs[i].base += n;
+        bufs[i].len -= n;
+    }
+    memmove(bufs, bufs + i, (nbufs - i) * sizeof(*bufs));
+    return nbufs - i;
+}
+
 static void send_request(struct exchange *ex)
 {
     h2o_socket_t *sock = ex->conn->sock;
     h2o_iovec_t bufs[2] = {ex->head, ex->req->entity};
+    size_t nbufs = ex->req->entity.len != 0 ? 2 : 1;
     sock->data = ex;
     set_backend_timer(ex, &ex->proxy->io_timeout);
-    h2o_socket_write(sock, bufs, ex->req->entity.len != 0 ? 2 : 1, on_request_written);
+    nbufs = skip_written(bufs, nbufs, upstream_conn_write_now(ex->conn, bufs, nbufs));
+    if (nbufs != 0)
+        h2o_socket_write(sock, bufs, nbufs, on_request_written);
     upstream_conn_read(ex->conn, on_head_read);
+    if (nbufs == 0)
+        on_request_written(sock, NULL); /* all of it went out at once */
 }
 
 static int is_connect_error(const char *err)

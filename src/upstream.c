@@ -2,6 +2,8 @@
 #include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <uv.h>
 
 #include "log.h"
@@ -467,4 +469,18 @@ void upstream_destroy(struct upstream *up)
     h2o_timeout_dispose(up->ctx->loop, &up->idle_timeout);
     free(up->backends);
     free(up);
+}
+
+size_t upstream_conn_write_now(struct upstream_conn *conn, const h2o_iovec_t *bufs, size_t nbufs)
+{
+    struct iovec iov[4];
+    if (conn->sock->ssl != NULL || h2o_socket_is_writing(conn->sock) || nbufs > sizeof(iov) / sizeof(iov[0]))
+        return 0;
+    for (size_t i = 0; i != nbufs; ++i)
+        iov[i] = (struct iovec){bufs[i].base, bufs[i].len};
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = nbufs};
+    ssize_t n;
+    while ((n = sendmsg(h2o_socket_get_fd(conn->sock), &msg, MSG_DONTWAIT | MSG_NOSIGNAL)) == -1 && errno == EINTR)
+        ;
+    return n > 0 ? (size_t)n : 0;
 }

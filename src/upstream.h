@@ -138,6 +138,12 @@ void upstream_release(struct upstream_conn *conn, int reusable);
  * idle (to notice the backend closing it), so handing it over only swaps the callback: no
  * epoll_ctl calls per request. */
 void upstream_conn_read(struct upstream_conn *conn, h2o_socket_cb cb);
+/* Writes what the kernel takes at once of bufs on a plain connection with no write in flight and
+ * returns the bytes written (0 on TLS, while a write is in flight, or on any error: the caller
+ * then hands the rest to h2o_socket_write, which reports errors as usual). libuv re-arms a
+ * socket's epoll registration after every queued write it completes, one epoll_ctl per proxied
+ * request; a request head almost always goes out whole this way, with one sendmsg. */
+size_t upstream_conn_write_now(struct upstream_conn *conn, const h2o_iovec_t *bufs, size_t nbufs);
 
 /* Takes the connection out of the pool for good (a WebSocket tunnel) and hands over its socket;
  * it stops counting against the bound. */
