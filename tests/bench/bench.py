@@ -375,6 +375,7 @@ def parse_args(argv):
                    'api-mux, api-conns, asset-200k, polling, dash-api-mux, dash-api-conns, dash-polling, '
                    'login-assets, idle, pageload; groups fast, dashboard, assets')
     p.add_argument('--targets', default='', help='comma-separated subset of targets (h2front is always kept)')
+    p.add_argument('--conditions', help='page load: comma-separated subset of loopback, devtools, relay')
     p.add_argument('--runs', type=int, help='runs per target and scenario (default 5; --quick 1)')
     p.add_argument('--duration', type=float, help='seconds per measured run (default 10; --quick 3)')
     p.add_argument('--idle-connections', type=int, help='default 10000; --quick 2000')
@@ -515,6 +516,8 @@ def main(argv=None):
             ready = (BENCH / 'pageload' / 'node_modules' / 'playwright-core').is_dir()
             names = filter_targets(args, ['dashboard', 'h2front-assets', 'h2front-assets-no103', 'nginx-static'])
             conditions = ['loopback'] if args.smoke else ['loopback', 'devtools', 'relay']
+            if args.conditions:
+                conditions = [c for c in conditions if c in args.conditions.split(',')]
             results['scenarios']['pageload'] = {
                 'title': 'Chromium: cold login page, log in, warm reload of the landing page',
                 'targets': names, 'conditions': conditions, 'backend': 'dashboard'}
@@ -528,6 +531,10 @@ def main(argv=None):
                         for target in names:
                             harness_errors += record(results, lambda: run_pageload(ctx, target, condition, rep),
                                                      'pageload', target, rep, condition)
+    except (KeyboardInterrupt, SystemExit) as e:
+        # Interrupted (^C, SIGTERM): what was measured so far is still written out, marked as such.
+        results['interrupted'] = 'interrupted (%s) after %d runs' % (type(e).__name__, len(results['runs']))
+        print('\n%s: writing the partial results' % results['interrupted'], flush=True)
     finally:
         for backend in ctx.backends.values():
             backend.stop()
@@ -537,6 +544,8 @@ def main(argv=None):
     (out / 'latest.json').write_text(json.dumps(results, indent=1, default=str))
     import report
     goals = report.write(results, out, smoke=args.smoke)
+    if results.get('interrupted'):
+        harness_errors += 1
     print()
     for line in goals:
         print(line)

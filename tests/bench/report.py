@@ -276,6 +276,8 @@ def markdown(results, agg, goal_lines):
     scen = results['scenarios']
     md = ['# h2front benchmark results', '', '<!-- summary:start -->']
     md += machine_lines(results) + ['']
+    if results.get('interrupted'):
+        md += ['**Incomplete: %s.**' % results['interrupted'], '']
     md += ['Goals (printed by the harness; they never fail the run):', '', '```'] + goal_lines + ['```', '']
     fast = [s for s in ('api-mux', 'api-conns', 'asset-200k', 'polling') if s in scen]
     if fast:

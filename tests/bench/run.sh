@@ -86,8 +86,17 @@ if [ -z "$out" ]; then
   fi
   extra=(--out "$out")
 fi
+# bench.py runs in the background so that a SIGTERM or ^C reaching this script is passed on: the
+# driver then stops its servers and still writes what it measured (marked incomplete).
+/usr/bin/python3 tests/bench/bench.py --h2front "$H2FRONT_BIN" "${extra[@]}" "$@" &
+driver=$!
+trap 'kill -TERM $driver 2>/dev/null' TERM INT HUP
 status=0
-/usr/bin/python3 tests/bench/bench.py --h2front "$H2FRONT_BIN" "${extra[@]}" "$@" || status=$?
+wait $driver || status=$?
+if kill -0 $driver 2>/dev/null; then  # interrupted: wait for the driver to finish writing
+  wait $driver || status=$?
+fi
+trap - TERM INT HUP
 if [ $smoke = 1 ] && [ $status = 0 ] && [[ "$out" == */h2front-bench-smoke.* ]]; then
   rm -rf "$out"
 fi

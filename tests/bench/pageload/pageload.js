@@ -230,6 +230,12 @@ async function main() {
     await rec.quiet();
     result.reload = rec.summary('reload', reloadPaint);
 
+    if (process.env.PAGELOAD_DUMP) {  // every request, for looking at one run's timeline
+      const t0 = Math.min(...[...rec.requests.values()].map((r) => r.start));
+      const rows = [...rec.requests.values()].map((r) => ({ ...r, start: Math.round((r.start - t0) * 1000),
+        end: r.end === null ? null : Math.round((r.end - t0) * 1000) }));
+      require('fs').appendFileSync(process.env.PAGELOAD_DUMP, JSON.stringify({ url: args.url, rows }) + '\n');
+    }
     process.stdout.write(JSON.stringify(result) + '\n');
   } finally {
     await context.close();
