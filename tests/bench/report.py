@@ -122,8 +122,11 @@ def goals(results, agg):
                  'itself (%s %.1f us); goal <= 0.8x' % (mine['cpu_us_per_req'], r, label(best),
                                                         peers[best]['cpu_us_per_req']))
             least = min(p['bytes_per_req'] for p in peers.values())
-            line(mine['bytes_per_req'] <= least,
-                 'assets from memory: %.0f bytes/request on the wire vs %s (goal <= the least)'
+            # A timed run stops partway through the 12 files, which moves bytes/request by up to
+            # 0.1% from run to run (h2o's five runs here spread over 98593-98700).
+            line(mine['bytes_per_req'] <= least * 1.001,
+                 'assets from memory: %.0f bytes/request on the wire vs %s (goal <= the least, within the '
+                 '0.1%% a run stopping partway through the 12 files makes)'
                  % (mine['bytes_per_req'], ', '.join('%s %.0f' % (label(t), p['bytes_per_req']) for t, p in peers.items())))
 
     if 'idle' in scen:
