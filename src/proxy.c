@@ -65,6 +65,11 @@ static void on_body_read(h2o_socket_t *sock, const char *err);
 static void flush_to_client(struct exchange *ex);
 static void begin_client_response(struct exchange *ex);
 
+/* Response bodies travel in buffers of this prototype: the backend socket reads into one (up to
+ * 64 KiB per read instead of the 8 KiB of libh2o's socket buffers), it becomes the pending body
+ * without a copy when nothing is pending (take_body_bytes), and freed ones are recycled. */
+static h2o_buffer_prototype_t body_buffer_prototype = {{16}, {64 * 1024}, NULL};
+
 static void buffer_append(h2o_buffer_t **buf, const char *src, size_t len)
 {
     if (len == 0)
@@ -304,6 +309,21 @@ static void on_client_stall(h2o_timeout_entry_t *entry)
     front_abort_stream(ex->req);
 }
 
+/* Moves the first n bytes of the backend's input to the pending body and drops the rest (bytes
+ * after a complete body make the connection unusable; the caller has seen them). When nothing is
+ * pending and all of the input is body, the buffers trade places instead of being copied. */
+static void take_input(struct exchange *ex, h2o_buffer_t **input, size_t n)
+{
+    if (ex->pending->size == 0 && n == (*input)->size && n != 0) {
+        h2o_buffer_t *empty = ex->pending;
+        ex->pending = *input;
+        *input = empty;
+        return;
+    }
+    buffer_append(&ex->pending, (*input)->bytes, n);
+    h2o_buffer_consume(input, (*input)->size);
+}
+
 /* Moves what the backend sent into the read-ahead buffer, undoing its framing. Returns 1 once the
  * body is complete, 0 while it continues, -1 on a framing error. Sets *reusable on completion. */
 static int take_body_bytes(struct exchange *ex, h2o_buffer_t **input, int eof, int *reusable)
@@ -322,14 +342,12 @@ static int take_body_bytes(struct exchange *ex, h2o_buffer_t **input, int eof, i
     }
     if (ex->framing.content_length != SIZE_MAX) {
         size_t take = in->size < ex->body_left ? in->size : ex->body_left;
-        buffer_append(&ex->pending, in->bytes, take);
         ex->body_left -= take;
         *reusable = ex->body_left == 0 && in->size == take && ex->framing.keepalive;
-        h2o_buffer_consume(input, in->size);
+        take_input(ex, input, take);
         return ex->body_left == 0 ? 1 : eof ? -1 : 0;
     }
-    buffer_append(&ex->pending, in->bytes, in->size); /* delimited by the backend closing */
-    h2o_buffer_consume(input, in->size);
+    take_input(ex, input, in->size); /* delimited by the backend closing */
     return eof ? 1 : 0;
 }
 
@@ -410,6 +428,8 @@ static void start_response(struct exchange *ex)
     ex->holding = should_hold(ex);
     if (ex->holding)
         h2o_timeout_link(ex->proxy->ctx->loop, &ex->proxy->hold_timeout, &ex->hold_timer);
+    if (ex->conn->sock->input->bytes == NULL) /* nothing buffered: the next reads go into body-sized buffers */
+        h2o_buffer_init(&ex->conn->sock->input, &body_buffer_prototype);
     upstream_conn_read(ex->conn, on_body_read);
     if (ex->conn->sock->input->size != 0 || ex->framing.content_length == 0)
         process_body(ex, NULL);
@@ -758,8 +778,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     ex->backend_timer.cb = on_backend_timeout;
     ex->stall_timer.cb = on_client_stall;
     ex->hold_timer.cb = on_hold_timeout;
-    h2o_buffer_init(&ex->pending, &h2o_socket_buffer_prototype);
-    h2o_buffer_init(&ex->inflight, &h2o_socket_buffer_prototype);
+    h2o_buffer_init(&ex->pending, &body_buffer_prototype);
+    h2o_buffer_init(&ex->inflight, &body_buffer_prototype);
     ex->websocket = is_websocket_request(req);
     ex->head = forward_build_request(req, ex->websocket);
     start_exchange(ex, 0);
