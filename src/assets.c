@@ -1470,14 +1470,16 @@ static void scan_script_urls(struct critical *c, h2o_iovec_t base, h2o_iovec_t j
     }
 }
 
-/* What a critical script (one index.html loads) requests as soon as it runs: webpack lazy chunks, component style images. */
+/* What a critical script (one index.html loads) requests as soon as it runs: webpack lazy chunks, component style images.
+ * Both resolve against the document, not the script: webpack loads chunks from its public path, which is empty in the
+ * dashboard's build (r.p="": relative to the page), and Angular puts component styles into the page as <style>. */
 static void scan_script(struct critical *c, size_t i)
 {
     const struct entry *script = &c->entries[i];
-    h2o_iovec_t base = h2o_iovec_init(script->url, strcspn(script->url, "?")), js = script->file->identity.data;
+    h2o_iovec_t js = script->file->identity.data;
     int module = script->module; /* add_ref moves the entries: nothing of `script` is read after it */
-    scan_chunk_map(c, base, js, module);
-    scan_script_urls(c, base, js);
+    scan_chunk_map(c, c->doc_base, js, module);
+    scan_script_urls(c, c->doc_base, js);
 }
 
 /* -- HTML -- */

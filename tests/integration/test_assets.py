@@ -165,12 +165,12 @@ def expected_critical_set(prefix=''):
     chunks = 0
     for script in scripts:
         for ref in _chunk_refs((LANG_DIR / script.lstrip('/')).read_text(errors='replace')):
-            if chunks < MAX_CHUNKS and add(ref, 'script', script):
+            if chunks < MAX_CHUNKS and add(ref, 'script'):  # relative to the page: webpack's public path is ''
                 chunks += 1
     images = 0
     for script in scripts:
         for ref in _script_image_refs((LANG_DIR / script.lstrip('/')).read_text(errors='replace')):
-            if images < MAX_SCRIPT_IMAGES and ref.split('?')[0].lower().endswith(IMAGE_SUFFIXES) and add(ref, 'image', script):
+            if images < MAX_SCRIPT_IMAGES and ref.split('?')[0].lower().endswith(IMAGE_SUFFIXES) and add(ref, 'image'):
                 images += 1
     return entries
 

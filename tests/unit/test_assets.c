@@ -530,6 +530,35 @@ static void test_script_bounds(void)
     assets_free(a);
 }
 
+/* Scripts in a subdirectory: chunks and component style images resolve against the page, as webpack (empty public
+ * path) and Angular (styles in <style>) load them; the same names beside the scripts are not what the browser asks for. */
+static void test_script_refs_resolve_against_the_page(void)
+{
+    char path[512], err[512] = "";
+    make_dir("paged");
+    make_dir("paged/en-US");
+    make_dir("paged/en-US/js");
+    write_text("paged/en-US/index.html", "<script src=\"js/runtime.js\"></script><script src=\"js/main.js\"></script>");
+    write_text("paged/en-US/js/runtime.js", "r.u=e=>e+\".\"+{5:\"5555555555555555\"}[e]+\".js\";");
+    write_text("paged/en-US/js/main.js", "const styles=[\".bg{background:url(bg.gif)}\"];");
+    write_text("paged/en-US/5.5555555555555555.js", "0");
+    write_text("paged/en-US/js/5.5555555555555555.js", "0");
+    write_random("paged/en-US/bg.gif", 100, 7);
+    write_random("paged/en-US/js/bg.gif", 100, 8);
+    snprintf(path, sizeof(path), "%s/paged", root);
+    struct assets *a = assets_load(path, "", NULL, 0, err, sizeof(err));
+    CHECK(a != NULL);
+    if (a == NULL) {
+        fprintf(stderr, "assets_load: %s\n", err);
+        return;
+    }
+    const h2o_iovec_t *paths;
+    size_t n = assets_critical_paths(negotiate(a, NULL, NULL), &paths);
+    CHECK(n == 4 && iov_eq(paths[0], "/js/runtime.js") && iov_eq(paths[1], "/js/main.js") &&
+          iov_eq(paths[2], "/5.5555555555555555.js") && iov_eq(paths[3], "/bg.gif"));
+    assets_free(a);
+}
+
 static void test_load_errors(void)
 {
     char err[512] = "", path[512];
@@ -565,6 +594,7 @@ static void test_fake_build(void)
     assets_free(b);
     test_prefix();
     test_script_bounds();
+    test_script_refs_resolve_against_the_page();
     test_load_errors();
     remove_build();
 }
