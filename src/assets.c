@@ -1296,6 +1296,12 @@ static int is_ident_char(int c)
     return is_alpha(c) || is_digit(c) || c == '-' || c == '_' || c >= 0x80;
 }
 
+/* Whether p, inside text, starts a CSS url( call rather than the end of a longer name (myurl(). */
+static int is_url_call(const char *text, const char *p, const char *end)
+{
+    return starts_ci(p, end - p, "url(") && (p == text || !is_ident_char((unsigned char)p[-1]));
+}
+
 static int ends_ci(h2o_iovec_t v, const char *lit)
 {
     size_t n = strlen(lit);
@@ -1322,12 +1328,13 @@ static const char *css_font_face(struct critical *c, h2o_iovec_t base, const cha
         ++p;
     if (p == end || *p != '{')
         return p;
+    const char *block = p;
     for (++p; p < end && *p != '}';) {
         if (*p == '/' && p + 1 < end && p[1] == '*') {
             p = skip_css_comment(p, end);
         } else if (*p == '"' || *p == '\'') {
             p = skip_css_string(p, end);
-        } else if (starts_ci(p, end - p, "url(") && !is_ident_char((unsigned char)p[-1])) {
+        } else if (is_url_call(block, p, end)) {
             h2o_iovec_t ref;
             char fmt[32];
             p = css_format(css_url(p + 4, end, &ref), end, fmt, sizeof(fmt));
@@ -1378,7 +1385,7 @@ static void scan_css(struct critical *c, h2o_iovec_t base, h2o_iovec_t css)
             p = css_import(c, base, p + 7, end);
         } else if (*p == '@' && starts_ci(p, end - p, "@font-face")) {
             p = css_font_face(c, base, p + 10, end);
-        } else if (starts_ci(p, end - p, "url(") && (p == css.base || !is_ident_char((unsigned char)p[-1]))) {
+        } else if (is_url_call(css.base, p, end)) {
             h2o_iovec_t ref;
             p = css_url(p + 4, end, &ref);
             if (ref.base != NULL)
@@ -1431,8 +1438,8 @@ static h2o_iovec_t chunk_id(const char *start, const char *colon)
 }
 
 /* Webpack's runtime holds the hashes of the lazy chunks, r.u=e=>e+"."+{117:"9781bbf8cc6a4aaa7e8e",...}[e]+".js": the page
- * requests those only once main.js has run, a round trip later. Every ID:"HASH" pair whose ID.HASH.js is a file beside
- * the script is taken; any other pair names no file, so a false match costs nothing. */
+ * requests those only once main.js has run, a round trip later. Every ID:"HASH" pair whose ID.HASH.js is a file of the
+ * build (resolved against `base`) is taken; any other pair names no file, so a false match costs nothing. */
 static void scan_chunk_map(struct critical *c, h2o_iovec_t base, h2o_iovec_t js, int module)
 {
     const char *p = js.base, *end = js.base + js.len;
@@ -1459,7 +1466,7 @@ static void scan_script_urls(struct critical *c, h2o_iovec_t base, h2o_iovec_t j
 {
     const char *p = js.base, *end = js.base + js.len;
     while (p != end && c->per_rank[RANK_SCRIPT_IMAGE] != MAX_SCRIPT_IMAGES && (p = memchr(p, '(', end - p)) != NULL) {
-        if (p - js.base < 3 || !starts_ci(p - 3, 4, "url(") || (p - js.base > 3 && is_ident_char((unsigned char)p[-4]))) {
+        if (p - js.base < 3 || !is_url_call(js.base, p - 3, end)) {
             ++p;
             continue;
         }

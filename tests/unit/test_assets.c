@@ -212,6 +212,17 @@ static struct assets *load_fake(const char *prefix)
     return a;
 }
 
+/* Loads a small build written under the test's root directory, without url_prefix or preload paths. */
+static struct assets *load_tree(const char *dir)
+{
+    char path[512], err[512] = "";
+    snprintf(path, sizeof(path), "%s/%s", root, dir);
+    struct assets *a = assets_load(path, "", NULL, 0, err, sizeof(err));
+    if (a == NULL)
+        fprintf(stderr, "assets_load %s: %s\n", path, err);
+    return a;
+}
+
 static const struct assets_lang *negotiate(const struct assets *a, const char *cookie, const char *al)
 {
     return assets_negotiate(a, iov(cookie), iov(al));
@@ -496,7 +507,7 @@ static void test_critical_set(const struct assets *a)
 /* A build whose runtime names 20 chunks and whose main.js names 10 images: the set takes the first 16 and the first 8. */
 static void test_script_bounds(void)
 {
-    char map[2048] = "r.u=e=>e+\".\"+{", css[2048] = "const styles=[\"", name[64], path[512], err[512] = "";
+    char map[2048] = "r.u=e=>e+\".\"+{", css[2048] = "const styles=[\"", name[64];
     size_t m = strlen(map), k = strlen(css);
     make_dir("bounds");
     make_dir("bounds/en-US");
@@ -515,47 +526,43 @@ static void test_script_bounds(void)
     snprintf(css + k, sizeof(css) - k, "\"];");
     write_text("bounds/en-US/runtime.js", map);
     write_text("bounds/en-US/main.js", css);
-    snprintf(path, sizeof(path), "%s/bounds", root);
-    struct assets *a = assets_load(path, "", NULL, 0, err, sizeof(err));
+    struct assets *a = load_tree("bounds");
     CHECK(a != NULL);
-    if (a == NULL) {
-        fprintf(stderr, "assets_load: %s\n", err);
+    if (a == NULL)
         return;
-    }
     const h2o_iovec_t *paths;
     size_t n = assets_critical_paths(negotiate(a, NULL, NULL), &paths);
-    CHECK(n == 2 + 16 + 8);
-    CHECK(n == 26 && iov_eq(paths[2], "/0.0000000000000000.js") && iov_eq(paths[17], "/15.0000000000000015.js") &&
+    CHECK(n == 2 + 16 + 8 && iov_eq(paths[2], "/0.0000000000000000.js") && iov_eq(paths[17], "/15.0000000000000015.js") &&
           iov_eq(paths[18], "/img0.png") && iov_eq(paths[25], "/img7.png"));
     assets_free(a);
 }
 
 /* Scripts in a subdirectory: chunks and component style images resolve against the page, as webpack (empty public
- * path) and Angular (styles in <style>) load them; the same names beside the scripts are not what the browser asks for. */
+ * path) and Angular (styles in <style>) load them; the same names beside the scripts are not what the browser asks for.
+ * A name ending in url( (myurl() is no url() call, in a stylesheet or a script. */
 static void test_script_refs_resolve_against_the_page(void)
 {
-    char path[512], err[512] = "";
     make_dir("paged");
     make_dir("paged/en-US");
     make_dir("paged/en-US/js");
-    write_text("paged/en-US/index.html", "<script src=\"js/runtime.js\"></script><script src=\"js/main.js\"></script>");
+    write_text("paged/en-US/index.html", "<link rel=\"stylesheet\" href=\"s.css\"><script src=\"js/runtime.js\"></script>"
+                                         "<script src=\"js/main.js\"></script>");
+    write_text("paged/en-US/s.css", ".y{background:myurl(dec.gif)}");
     write_text("paged/en-US/js/runtime.js", "r.u=e=>e+\".\"+{5:\"5555555555555555\"}[e]+\".js\";");
-    write_text("paged/en-US/js/main.js", "const styles=[\".bg{background:url(bg.gif)}\"];");
+    write_text("paged/en-US/js/main.js", "const styles=[\".bg{background:url(bg.gif)}.x{mask:myurl(dec.gif)}\"];");
+    write_random("paged/en-US/dec.gif", 100, 9);
     write_text("paged/en-US/5.5555555555555555.js", "0");
     write_text("paged/en-US/js/5.5555555555555555.js", "0");
     write_random("paged/en-US/bg.gif", 100, 7);
     write_random("paged/en-US/js/bg.gif", 100, 8);
-    snprintf(path, sizeof(path), "%s/paged", root);
-    struct assets *a = assets_load(path, "", NULL, 0, err, sizeof(err));
+    struct assets *a = load_tree("paged");
     CHECK(a != NULL);
-    if (a == NULL) {
-        fprintf(stderr, "assets_load: %s\n", err);
+    if (a == NULL)
         return;
-    }
     const h2o_iovec_t *paths;
     size_t n = assets_critical_paths(negotiate(a, NULL, NULL), &paths);
-    CHECK(n == 4 && iov_eq(paths[0], "/js/runtime.js") && iov_eq(paths[1], "/js/main.js") &&
-          iov_eq(paths[2], "/5.5555555555555555.js") && iov_eq(paths[3], "/bg.gif"));
+    CHECK(n == 5 && iov_eq(paths[0], "/s.css") && iov_eq(paths[1], "/js/runtime.js") && iov_eq(paths[2], "/js/main.js") &&
+          iov_eq(paths[3], "/5.5555555555555555.js") && iov_eq(paths[4], "/bg.gif"));
     assets_free(a);
 }
 
