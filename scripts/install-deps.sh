@@ -8,7 +8,7 @@ SUDO=""
 
 BUILD="build-essential meson ninja-build pkg-config clang libh2o-dev libuv1-dev libssl-dev libyaml-dev zlib1g-dev libbrotli-dev libhts-dev"
 RUN="openssl ca-certificates python3 python3-cherrypy3"
-TEST="curl nghttp2-client python3-h2 python3-pytest python3-brotli chromium nginx-light haproxy h2o nghttp2-proxy brotli python3-matplotlib nodejs iproute2 linux-perf"
+TEST="valgrind curl nghttp2-client python3-h2 python3-pytest python3-brotli chromium nginx-light haproxy h2o nghttp2-proxy brotli python3-matplotlib nodejs iproute2 linux-perf"
 
 packages="$BUILD $RUN"
 [ "${1:-}" = "--test" ] && packages="$packages $TEST"

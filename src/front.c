@@ -168,7 +168,7 @@ static void on_assets_loaded(uv_work_t *work, int status)
     struct front *f = work->data;
     f->assets_loading = 0;
     if (f->assets_loaded == NULL) {
-        log_error("assets", "%s: %s; serving everything from the backend", f->cfg->assets.root, f->assets_error);
+        log_error("assets", "%s; serving everything from the backend", f->assets_error);
         return;
     }
     f->assets = f->assets_loaded;

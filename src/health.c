@@ -5,6 +5,7 @@
 #include "health.h"
 #include "http1.h"
 #include "log.h"
+#include "timeouts.h"
 
 /* A probe reads at most this much of the body; the standby page is a few hundred bytes. */
 #define MAX_PROBE_BODY (64 * 1024)
@@ -330,13 +331,24 @@ struct health *health_create(struct upstream *up, const struct config *cfg)
     return h;
 }
 
-static void on_timer_closed(uv_handle_t *handle)
+/* Counts down the timers health_destroy closed (one per probe, and the probe timeout's); the
+ * last one frees what they lived in. */
+static void release_closed_timer(struct health *h)
 {
-    struct health *h = ((struct probe *)handle->data)->owner;
     if (--h->timers_open == 0) {
         free(h->probes);
         free(h);
     }
+}
+
+static void on_probe_timer_closed(uv_handle_t *handle)
+{
+    release_closed_timer(((struct probe *)handle->data)->owner);
+}
+
+static void on_probe_timeout_closed(void *data)
+{
+    release_closed_timer(data);
 }
 
 void health_destroy(struct health *h)
@@ -350,8 +362,9 @@ void health_destroy(struct health *h)
         h2o_buffer_dispose(&p->body);
         free(p->request.base);
     }
-    h2o_timeout_dispose(h->up->ctx->loop, &h->probe_timeout);
-    h->timers_open = h->num_probes;
+    h->timers_open = h->num_probes + 1;
     for (size_t i = 0; i != h->num_probes; ++i)
-        uv_close((uv_handle_t *)&h->probes[i].timer, on_timer_closed);
+        uv_close((uv_handle_t *)&h->probes[i].timer, on_probe_timer_closed);
+    h2o_timeout_t *const probe_timeout = &h->probe_timeout;
+    timeouts_close(&probe_timeout, 1, on_probe_timeout_closed, h);
 }

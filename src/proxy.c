@@ -11,6 +11,7 @@
 #include "http1.h"
 #include "log.h"
 #include "proxy.h"
+#include "timeouts.h"
 
 /* A response head larger than this is not a dashboard answer. */
 #define MAX_RESPONSE_HEAD (64 * 1024)
@@ -812,10 +813,7 @@ void proxy_destroy(struct proxy *p)
         return;
     while (!h2o_linklist_is_empty(&p->drains))
         end_drain(H2O_STRUCT_FROM_MEMBER(struct drain, link, p->drains.next), 0);
-    h2o_timeout_dispose(p->ctx->loop, &p->first_byte_timeout);
-    h2o_timeout_dispose(p->ctx->loop, &p->io_timeout);
-    h2o_timeout_dispose(p->ctx->loop, &p->stall_timeout);
-    h2o_timeout_dispose(p->ctx->loop, &p->websocket_timeout);
-    h2o_timeout_dispose(p->ctx->loop, &p->hold_timeout);
-    free(p);
+    h2o_timeout_t *const timeouts[] = {&p->first_byte_timeout, &p->io_timeout, &p->stall_timeout, &p->websocket_timeout,
+                                       &p->hold_timeout};
+    timeouts_close(timeouts, sizeof(timeouts) / sizeof(timeouts[0]), free, p);
 }

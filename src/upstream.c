@@ -7,6 +7,7 @@
 #include <uv.h>
 
 #include "log.h"
+#include "timeouts.h"
 #include "tls.h"
 #include "upstream.h"
 
@@ -445,6 +446,14 @@ struct upstream *upstream_create(h2o_context_t *ctx, const struct config *cfg)
     return up;
 }
 
+/* The last step of upstream_destroy, once libuv has closed the timers inside up. */
+static void free_upstream(void *data)
+{
+    struct upstream *up = data;
+    free(up->backends);
+    free(up);
+}
+
 void upstream_destroy(struct upstream *up)
 {
     if (up == NULL)
@@ -464,11 +473,8 @@ void upstream_destroy(struct upstream *up)
         free(b->url.host.base);
         free(b->url.path.base);
     }
-    h2o_timeout_dispose(up->ctx->loop, &up->connect_timeout);
-    h2o_timeout_dispose(up->ctx->loop, &up->queue_timeout);
-    h2o_timeout_dispose(up->ctx->loop, &up->idle_timeout);
-    free(up->backends);
-    free(up);
+    h2o_timeout_t *const timeouts[] = {&up->connect_timeout, &up->queue_timeout, &up->idle_timeout};
+    timeouts_close(timeouts, sizeof(timeouts) / sizeof(timeouts[0]), free_upstream, up);
 }
 
 size_t upstream_conn_write_now(struct upstream_conn *conn, const h2o_iovec_t *bufs, size_t nbufs)

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import select
+import shlex
 import signal
 import socket
 import ssl
@@ -47,6 +48,10 @@ def _default_h2front_bin():
 
 
 H2FRONT_BIN = _default_h2front_bin()
+
+# Every h2front the tests start runs under this command when set, e.g. for a sweep of the whole
+# suite under memcheck: H2FRONT_WRAPPER='valgrind --error-exitcode=99 --log-file=/tmp/vg.%p'
+H2FRONT_WRAPPER = shlex.split(os.environ.get('H2FRONT_WRAPPER', ''))
 
 sys.path.insert(0, str(BACKEND_DIR))
 from testserver import chunk_byte, pattern_bytes  # noqa: E402  (re-exported for tests)
@@ -404,9 +409,10 @@ def listen_ports_in(yaml_text):
     return [int(port) for port in LISTEN_ADDRESS_RE.findall(yaml_text)]
 
 
-def start_h2front(tmp_path, yaml_text, ports=None, args=(), timeout=10, env=None):
+def start_h2front(tmp_path, yaml_text, ports=None, args=(), timeout=10, env=None, wrapper=()):
     """Write yaml_text to tmp_path/h2front.yaml, run `$H2FRONT_BIN -c FILE`, and wait until
     h2front listens on every port (from `ports`, else from the YAML's listen addresses).
+    `wrapper` goes before the binary on the command line (valgrind and its options).
 
     Raises, with h2front's output, if it exits or is not listening within `timeout`."""
     if not H2FRONT_BIN:
@@ -421,7 +427,7 @@ def start_h2front(tmp_path, yaml_text, ports=None, args=(), timeout=10, env=None
     ports = list(ports) if ports is not None else listen_ports_in(yaml_text)
     if not ports:
         raise ValueError('no listen ports found in the YAML; pass ports=')
-    proc = Proc('h2front', [H2FRONT_BIN, '-c', config, *args], tmp_path, env=env)
+    proc = Proc('h2front', [*(wrapper or H2FRONT_WRAPPER), H2FRONT_BIN, '-c', config, *args], tmp_path, env=env)
     proc.wait_listening(ports, timeout)
     return H2front(proc, config, ports)
 
