@@ -453,7 +453,7 @@ def main(argv=None):
     t_start = time.monotonic()
     all_scenarios = scenarios(args)
     chosen = select(args, all_scenarios)
-    out = Path(args.out)
+    out = Path(args.out).resolve()  # servers run in their own directories: a relative path would not reach them
     out.mkdir(parents=True, exist_ok=True)
     work = out / 'work'
     shutil.rmtree(work, ignore_errors=True)
