@@ -176,6 +176,12 @@ class Proc:
             return None
         return self._wait(first_match, timeout, 'a stdout line matching %r' % pattern)
 
+    def wait_for_log(self, pattern, timeout=10):
+        """Wait until stderr (where h2front logs, and testserver.py with --verbose) matches
+        `pattern`; returns the match."""
+        regex = re.compile(pattern)
+        return self._wait(lambda: regex.search(self.stderr()), timeout, 'a stderr line matching %r' % pattern)
+
     def wait_listening(self, ports, timeout=10):
         """Wait until this process has a listening TCP socket on each port."""
         wanted = set(ports)

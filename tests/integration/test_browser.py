@@ -48,19 +48,6 @@ def node_or_fail():
     return node
 
 
-def wait_for_log(proc, pattern, timeout):
-    """h2front logs on stderr; wait for a line matching `pattern` and return the match."""
-    regex = re.compile(pattern)
-    deadline = time.monotonic() + timeout
-    while True:
-        match = regex.search(proc.stderr())
-        if match:
-            return match
-        assert proc.returncode is None, 'h2front exited (%s)\n%s' % (proc.returncode, proc.log())
-        assert time.monotonic() < deadline, 'no %r in h2front\'s log after %ss\n%s' % (pattern, timeout, proc.log())
-        time.sleep(0.05)
-
-
 def run_bounded(argv, timeout):
     """Run the script in its own process group; past `timeout`, that group (node and the Chromium it
     started) is killed, so a hung browser never outlives the test."""
@@ -92,8 +79,8 @@ health_check:
 assets:
   root: {dist}
 """)
-    spki = wait_for_log(front.proc, r'SPKI sha256/([A-Za-z0-9+/]+=*)', 5).group(1)
-    wait_for_log(front.proc, r'\[assets\] loaded \d+ files', LOAD_TIMEOUT)
+    spki = front.proc.wait_for_log(r'SPKI sha256/([A-Za-z0-9+/]+=*)', 5).group(1)
+    front.proc.wait_for_log(r'\[assets\] loaded \d+ files', LOAD_TIMEOUT)
 
     started = time.monotonic()
     run = run_bounded([node, str(BROWSER_DIR / 'login.mjs'), '--url', f'https://localhost:{port}/',

@@ -11,10 +11,8 @@ without sanitizers: valgrind cannot run an ASan binary)."""
 import hashlib
 import json
 import shutil
-import subprocess
 import textwrap
 import threading
-import time
 
 import h2.errors
 import pytest
@@ -62,14 +60,6 @@ def memcheck_yaml(port, plain_port, backend, dead_port, build):
         log:
           level: debug
         """)
-
-
-def wait_for(proc, text, timeout):
-    deadline = time.monotonic() + timeout
-    while text not in proc.stdout() + proc.stderr():
-        assert proc.returncode is None, 'h2front exited\n' + proc.log()
-        assert time.monotonic() < deadline, 'no %r in the log after %ss\n%s' % (text, timeout, proc.log())
-        time.sleep(0.05)
 
 
 def exercise_http2(port):
@@ -124,9 +114,9 @@ def test_a_whole_life_touches_no_freed_or_unowned_memory(tmp_path):
                '--errors-for-leak-kinds=definite', '--log-file=%s' % report]
     front = harness.start_h2front(tmp_path, memcheck_yaml(port, plain_port, testserver, dead_port, build),
                                   timeout=120, wrapper=wrapper)
-    wait_for(front.proc, '[assets] loaded ', 120)
-    wait_for(front.proc, ' -> active ', 60)
-    wait_for(front.proc, ' -> down ', 60)  # the backend nobody listens on: refused connects, every 300 ms
+    front.proc.wait_for_log(r'\[assets\] loaded ', 120)
+    front.proc.wait_for_log(' -> active ', 60)
+    front.proc.wait_for_log(' -> down ', 60)  # the backend nobody listens on: refused connects, every 300 ms
 
     exercise_http2(port)
     exercise_http1(port, plain_port)
@@ -136,7 +126,7 @@ def test_a_whole_life_touches_no_freed_or_unowned_memory(tmp_path):
     request = threading.Thread(target=lambda: in_flight.update(result=curl(
         '-sk', '--http1.1', 'https://127.0.0.1:%d/slow-head?delay=3' % port, timeout=120)))
     request.start()
-    wait_for(testserver.proc, '/slow-head', 60)  # the backend has it: h2front is mid-exchange
+    testserver.proc.wait_for_log('/slow-head', 60)  # the backend has it: h2front is mid-exchange
     status = front.proc.stop(timeout=120)
     request.join()
     memcheck = report.read_text(errors='replace')
