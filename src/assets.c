@@ -1477,9 +1477,51 @@ static void scan_script_urls(struct critical *c, h2o_iovec_t base, h2o_iovec_t j
     }
 }
 
-/* What a critical script (one index.html loads) requests as soon as it runs: webpack lazy chunks, component style images.
- * Both resolve against the document, not the script: webpack loads chunks from its public path, which is empty in the
- * dashboard's build (r.p="": relative to the page), and Angular puts component styles into the page as <style>. */
+/* A string literal's content at p, which must be the opening quote; .base NULL when it holds an escape or runs past end. */
+static h2o_iovec_t js_string(const char *p, const char *end)
+{
+    if (p == end || (*p != '"' && *p != '\''))
+        return h2o_iovec_init(NULL, 0);
+    const char *start = p + 1, *q = start;
+    for (; q != end && *q != *p; ++q)
+        if (*q == '\\' || *q == '\n')
+            return h2o_iovec_init(NULL, 0);
+    return q == end ? h2o_iovec_init(NULL, 0) : h2o_iovec_init(start, q - start);
+}
+
+static const char *skip_js_space(const char *p, const char *end)
+{
+    while (p != end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        ++p;
+    return p;
+}
+
+/* Angular compiles a template's static attributes into arrays, <img src="assets/logo.svg" alt="Ceph"> into
+ * ["src","assets/logo.svg","alt","Ceph"] (minified) or ['src', 'assets/logo.svg', ...]: the login page's logo is requested
+ * only once main.js has run and rendered the login component, and the page's load event waits for it. Only a "src"
+ * string followed by a comma and a string counts; add_ref keeps what names an image of the build. */
+static void scan_template_images(struct critical *c, h2o_iovec_t base, h2o_iovec_t js)
+{
+    const char *p = js.base, *end = js.base + js.len;
+    while (p != end && c->per_rank[RANK_SCRIPT_IMAGE] != MAX_SCRIPT_IMAGES && (p = memmem(p, end - p, "src", 3)) != NULL) {
+        const char *after = p + 3;
+        int quoted = p != js.base && after != end && (p[-1] == '"' || p[-1] == '\'') && *after == p[-1];
+        p = after;
+        if (!quoted)
+            continue;
+        const char *comma = skip_js_space(after + 1, end);
+        if (comma == end || *comma != ',')
+            continue;
+        h2o_iovec_t ref = js_string(skip_js_space(comma + 1, end), end);
+        if (ref.base != NULL && ref.len != 0)
+            add_ref(c, base, ref, RANK_SCRIPT_IMAGE);
+    }
+}
+
+/* What a critical script (one index.html loads) requests as soon as it runs: webpack lazy chunks, component style images,
+ * template images. All resolve against the document, not the script: webpack loads chunks from its public path, which is
+ * empty in the dashboard's build (r.p="": relative to the page), and Angular puts component styles into the page as
+ * <style> and template elements into the page's DOM. */
 static void scan_script(struct critical *c, size_t i)
 {
     const struct entry *script = &c->entries[i];
@@ -1487,6 +1529,7 @@ static void scan_script(struct critical *c, size_t i)
     int module = script->module; /* add_ref moves the entries: nothing of `script` is read after it */
     scan_chunk_map(c, c->doc_base, js, module);
     scan_script_urls(c, c->doc_base, js);
+    scan_template_images(c, c->doc_base, js);
 }
 
 /* -- HTML -- */

@@ -105,7 +105,8 @@ const struct assets_body *assets_choose_body(const struct assets_file *f, h2o_io
  * index.html loads, then its scripts in document order, then what those stylesheets need (fonts,
  * only the woff2 of a multi-format @font-face; images), then what those scripts request once they
  * run (the webpack lazy chunks of their chunk maps, then the images named by url() in component
- * styles embedded in them; files of the build only), then the configured preload paths, e.g.
+ * styles embedded in them and by <img src> in their compiled templates; files of the build only),
+ * then the configured preload paths, e.g.
  *   </styles.x.css>; rel=preload; as=style, </main.x.js>; rel=preload; as=script,
  *   </fa.x.woff2?v=1>; rel=preload; as=font; crossorigin, </117.x.js>; rel=preload; as=script,
  *   </bg.x.gif>; rel=preload; as=image

@@ -6,7 +6,7 @@ answers If-None-Match with 304, and a Cache-Control that follows the name (conte
 immutable; otherwise no-cache). The document (/ and /index.html), the API and anything odd go on
 to the dashboard. Navigations are announced: a 103 Early Hints over HTTP/2 and a Link header naming
 the critical set, which this file derives on its own from index.html, the stylesheet and the
-scripts (webpack's chunk map, images in Angular's component styles), and with
+scripts (webpack's chunk map, images in Angular's component styles and templates), and with
 `push: true` the same set is pushed once per browser (h2o's CASPer cookie).
 
 One dashboard and four h2fronts per module (assets with defaults, push, url_prefix, no assets),
@@ -125,10 +125,17 @@ def _chunk_refs(js):
     return ['%s.%s.js' % (m.group(1) or m.group(3), m.group(5)) for m in CHUNK_MAP_ENTRY.finditer(js)]
 
 
+# Angular's compiled template attributes, ["src","assets/logo.svg","alt","Ceph"]: "src" and a string
+# literal without escapes
+TEMPLATE_SRC = re.compile(r'''(["'])src\1[ \t\r\n]*,[ \t\r\n]*(?:"([^"\\\n]*)"|'([^'\\\n]*)')''')
+
+
 def _script_image_refs(js):
-    """url() in component styles embedded in a script: every non-empty reference that is not data:
-    or another origin (whether or not it names an image of the build)."""
+    """What a script names as images: url() in component styles embedded in it, then <img src> in its
+    templates; every non-empty reference that is not data: or another origin (whether or not it
+    names an image of the build)."""
     refs = [m.group(1) or m.group(2) or m.group(3) or '' for m in re.finditer(r'(?<![\w-])' + CSS_URL.pattern, js, re.I)]
+    refs += [m.group(2) or m.group(3) or '' for m in TEMPLATE_SRC.finditer(js)]
     return [r for r in refs if r and not re.match(r'[A-Za-z][A-Za-z0-9+.-]*:|//', r)]
 
 
@@ -194,11 +201,13 @@ def test_expected_critical_set_is_sane():
     assert re.fullmatch(r'/styles\.[0-9a-f]+\.css', urls[0])
     assert [re.sub(r'\.[0-9a-f]{16,}\.js$', '', u) for u in urls[1:5]] == ['/runtime', '/polyfills', '/scripts', '/main']
     assert urls[5].startswith(WOFF2) and urls[5].endswith('?v=1.1.7') and kinds[5] == 'font'
-    # the runtime's lazy chunks, then the image main.js's component styles name, after the stylesheet's
+    # the runtime's lazy chunks, then the image main.js's component styles name, after the stylesheet's,
+    # then the logos its templates show (the login page's first)
     chunks = [u for u in urls if re.fullmatch(r'/\d+\.[0-9a-f]{16,}\.js', u)]
-    assert len(chunks) == 3 and urls[-4:-1] == chunks, urls
-    assert re.fullmatch(r'/ceph_background\.[0-9a-f]{16,}\.gif', urls[-1]), urls
-    assert kinds == ['style'] + ['script'] * 4 + ['font'] + ['image'] * (len(kinds) - 10) + ['script'] * 3 + ['image']
+    assert len(chunks) == 3 and urls[-6:-3] == chunks, urls
+    assert re.fullmatch(r'/ceph_background\.[0-9a-f]{16,}\.gif', urls[-3]), urls
+    assert urls[-2:] == ['/assets/Ceph_Ceph_Logo_with_text_white.svg', '/assets/Ceph_Ceph_Logo_with_text_red_white.svg']
+    assert kinds == ['style'] + ['script'] * 4 + ['font'] + ['image'] * (len(kinds) - 12) + ['script'] * 3 + ['image'] * 3
 
 
 # ---------------------------------------------------------------------------------------------

@@ -33,6 +33,9 @@
 #define CHUNK_NAMED "about.9999999999999999bbbb.js"
 #define DECOY "7.8888888888888888aaaa.js"         /* exists, but only x7:"..." names it: not a chunk map entry */
 #define LOGIN_GIF "login.aaaaaaaaaaaaaaaa1111.gif" /* named by a component style in MAIN_EN */
+#define LOGO_SVG "assets/logo-white.svg"           /* named by <img src> in a template in MAIN_EN (minified) */
+#define BRAND_PNG "assets/brand.png"               /* the same, unminified */
+#define DECOY_SVG "assets/decoy.svg"               /* in MAIN_EN only where no <img src> names it */
 
 static char root[256], dist[300];
 
@@ -121,7 +124,14 @@ static const char main_tail[] =
     "const styles=[\".login[_ngcontent-%COMP%]{background:url(" LOGIN_GIF ") no-repeat}\","
     "\".a{background:url('missing.0123456789abcdef4444.png')}.b{background:url(data:image/gif;base64,R0lGOD)}\","
     "\".c{background:url()}.d{src:url(\\\"" WOFF "\\\")}.e{src:url('" WOFF2 "')}.f{background:url(" GIF ")}\","
-    "\".g{background:url(https://cdn.example/x.gif)}.h{background:URL( " LOGIN_GIF " )}\"],u=new URL(\"" GIF "\",base);\n";
+    "\".g{background:url(https://cdn.example/x.gif)}.h{background:URL( " LOGIN_GIF " )}\"],u=new URL(\"" GIF "\",base);\n"
+/* Angular's template consts: <img src> of an image of the build (minified, then unminified in single quotes), the same
+ * again, one the set already has, a script, a missing file, another origin, an escape (not decoded), no string after the comma,
+ * srcset and data-src (not "src"), and "src" not followed by a comma. Only the first two are taken: DECOY_SVG exists. */
+    "const consts=[[1,\"row\"],[\"src\",\"" LOGO_SVG "\",\"alt\",\"Ceph\",1,\"img-fluid\"],['src', '" BRAND_PNG "'],"
+    "[\"src\",\"" LOGO_SVG "\"],[\"src\",\"" GIF "\"],[\"src\",\"" RUNTIME "\"],[\"src\",\"assets/none.svg\"],"
+    "[\"src\",\"https://cdn.example/y.svg\"],[\"src\",\"assets\\/decoy.svg\"],[\"src\",e.logo],"
+    "[\"srcset\",\"assets/decoy.svg\"],[\"data-src\",\"assets/decoy.svg\"],\"src\"+\"assets/decoy.svg\"];\n";
 
 static const char index_en[] = "<!DOCTYPE html><html lang=\"en-US\"><head>\n"
                                "<meta charset=\"utf-8\"><title>Ceph <script src=\"" MAIN_EN "\"></script></title>\n"
@@ -174,6 +184,9 @@ static void make_build(void)
     write_text("dist/en-US/assets/x.svg", "<svg xmlns=\"http://www.w3.org/2000/svg\"><rect width=\"10\" height=\"10\"/>"
                                           "<rect width=\"10\" height=\"10\"/><rect width=\"10\" height=\"10\"/></svg>\n");
     write_text("dist/en-US/assets/logo.svg", "<svg xmlns=\"http://www.w3.org/2000/svg\"></svg>\n");
+    write_text("dist/en-US/" LOGO_SVG, "<svg xmlns=\"http://www.w3.org/2000/svg\"><circle r=\"5\"/></svg>\n");
+    write_random("dist/en-US/" BRAND_PNG, 300, 6);
+    write_text("dist/en-US/" DECOY_SVG, "<svg xmlns=\"http://www.w3.org/2000/svg\"/>\n");
     write_text("dist/en-US/notes.unknownext", "not a type the dashboard names\n");
     write_text("dist/en-US/empty.txt", "");
     make_dir("dist/en-US/api");
@@ -345,8 +358,8 @@ static void test_prefix(void)
     CHECK(link.len > 7 && memcmp(link.base, "</ceph/" STYLES ">", 7 + strlen(STYLES) + 1) == 0);
     const h2o_iovec_t *paths;
     size_t n = assets_critical_paths(en, &paths);
-    CHECK(n == 10 && iov_eq(paths[0], "/ceph/" STYLES) && iov_eq(paths[4], "/ceph/" WOFF2 "?v=1") &&
-          iov_eq(paths[6], "/ceph/" CHUNK) && iov_eq(paths[8], "/ceph/" LOGIN_GIF));
+    CHECK(n == 12 && iov_eq(paths[0], "/ceph/" STYLES) && iov_eq(paths[4], "/ceph/" WOFF2 "?v=1") &&
+          iov_eq(paths[6], "/ceph/" CHUNK) && iov_eq(paths[8], "/ceph/" LOGIN_GIF) && iov_eq(paths[9], "/ceph/" LOGO_SVG));
     assets_free(a);
 }
 
@@ -487,6 +500,8 @@ static void test_critical_set(const struct assets *a)
                                    "</" CHUNK ">; rel=preload; as=script, "
                                    "</" CHUNK_NAMED ">; rel=preload; as=script, "
                                    "</" LOGIN_GIF ">; rel=preload; as=image, "
+                                   "</" LOGO_SVG ">; rel=preload; as=image, "
+                                   "</" BRAND_PNG ">; rel=preload; as=image, "
                                    "</assets/logo.svg>; rel=preload; as=image";
     h2o_iovec_t link = assets_preload_link(en);
     CHECK(iov_eq(link, expected));
@@ -494,10 +509,10 @@ static void test_critical_set(const struct assets *a)
         fprintf(stderr, "  got:      %.*s\n  expected: %s\n", (int)link.len, link.base, expected);
     const h2o_iovec_t *paths;
     size_t n = assets_critical_paths(en, &paths);
-    CHECK(n == 10);
-    CHECK(n == 10 && iov_eq(paths[0], "/" STYLES) && iov_eq(paths[1], "/" RUNTIME) && iov_eq(paths[2], "/" MAIN_EN) &&
+    CHECK(n == 12);
+    CHECK(n == 12 && iov_eq(paths[0], "/" STYLES) && iov_eq(paths[1], "/" RUNTIME) && iov_eq(paths[2], "/" MAIN_EN) &&
           iov_eq(paths[4], "/" WOFF2 "?v=1") && iov_eq(paths[6], "/" CHUNK) && iov_eq(paths[8], "/" LOGIN_GIF) &&
-          iov_eq(paths[9], "/assets/logo.svg"));
+          iov_eq(paths[9], "/" LOGO_SVG) && iov_eq(paths[10], "/" BRAND_PNG) && iov_eq(paths[11], "/assets/logo.svg"));
     /* the same runtime, but de-DE has no chunk files: nothing is added */
     static const char expected_de[] = "</" RUNTIME ">; rel=preload; as=script, </" MAIN_DE ">; rel=modulepreload; crossorigin";
     CHECK(iov_eq(assets_preload_link(de), expected_de));
@@ -588,7 +603,7 @@ static void test_fake_build(void)
     CHECK(a != NULL && b != NULL);
     if (a != NULL && b != NULL) {
         const struct assets_stats *s = assets_get_stats(a);
-        CHECK(s->languages == 2 && s->files == 18 && s->skipped == 4);
+        CHECK(s->languages == 2 && s->files == 21 && s->skipped == 4);
         CHECK(s->gzip_bytes < s->identity_bytes && s->br_bytes < s->gzip_bytes);
         test_negotiation(a);
         test_lookup(a);
