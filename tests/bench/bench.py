@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import measure  # noqa: E402
 import targets  # noqa: E402
-from targets import API_ACCEPT, ACCEPT_ENCODING, BENCH, REPO  # noqa: E402
+from targets import ACCEPT_ENCODING, BENCH, REPO  # noqa: E402
 
 RESULTS = BENCH / 'results'
 PROXIES = ['h2front', 'h2o', 'nginx', 'haproxy', 'nghttpx']
@@ -223,7 +223,6 @@ def run_idle(ctx, target, rep):
         time.sleep(1)
         pids = server.pids()
         rss0 = measure.rss_kib(pids)
-        busy0 = measure.system_busy_seconds()
         cpu_start = measure.cpu_seconds(pids)
         argv = ctx.ws.pinned([targets.PYTHON, BENCH / 'idle.py', '--port', server.port,
                               '--connections', ctx.idle_connections, '--path', '/api/summary'],
@@ -255,7 +254,6 @@ def run_idle(ctx, target, rep):
         client.stdin.flush()
         closed = client.stdout.readline().strip()
         client.wait(60)
-        busy1 = measure.system_busy_seconds()
         if not server.alive():
             raise RuntimeError('%s died:\n%s' % (target, server.log_tail()))
     finally:
@@ -350,7 +348,7 @@ def machine_description(h2front_bin):
     mem = int(Path('/proc/meminfo').read_text().split()[1]) // 1024
     commit = cmd(['git', '-C', str(REPO), 'rev-parse', '--short', 'HEAD'])
     dirty = cmd(['git', '-C', str(REPO), 'status', '--porcelain', '--', 'src'])
-    modified = [line[3:] for line in dirty.splitlines() if line.strip()]
+    modified = [line.split(None, 1)[1] for line in dirty.splitlines() if line.strip()]  # cmd() strips the first line's ' M'
     playwright = ''
     lock = BENCH / 'pageload' / 'node_modules' / 'playwright-core' / 'package.json'
     if lock.exists():

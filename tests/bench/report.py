@@ -155,9 +155,16 @@ def goals(results, agg):
                 continue
             best = min(peers, key=lambda t: peers[t]['cold_settled_ms'])
             gain = 1 - mine['cold_settled_ms'] / peers[best]['cold_settled_ms']
+            caveat = ''
+            no103 = agg.get(('pageload', 'h2front-assets-no103', cond))
+            if cond == 'devtools' and no103:
+                # DevTools throttles neither cache hits nor the fetches a 103 starts before the document
+                # arrives: what the 103 preloaded reaches the page unthrottled. Without 103 is the fair figure.
+                caveat = ('; without 103, which DevTools emulation cannot throttle fairly: %.0f ms, %.0f%% faster'
+                          % (no103['cold_settled_ms'], (1 - no103['cold_settled_ms'] / peers[best]['cold_settled_ms']) * 100))
             line(gain >= 0.2, 'page load (%s): cold login page through h2front %.0f ms vs best peer %s %.0f ms: '
-                 '%.0f%% faster (goal >= 20%%)' % (cond, mine['cold_settled_ms'], label(best),
-                                                   peers[best]['cold_settled_ms'], gain * 100))
+                 '%.0f%% faster (goal >= 20%%)%s' % (cond, mine['cold_settled_ms'], label(best),
+                                                     peers[best]['cold_settled_ms'], gain * 100, caveat))
         hashed = [r['reload']['hashed_requests'] for r in results['runs']
                   if r.get('ok') and r['scenario'] == 'pageload' and r['target'] == 'h2front-assets']
         if hashed:

@@ -9,7 +9,6 @@ over the whole tree.
 import gzip
 import hashlib
 import json
-import os
 import re
 import resource
 import shutil

@@ -23,6 +23,11 @@
 //
 // devtools: Network.emulateNetworkConditions, 40 ms latency, 20 Mbit/s down, 5 up. relay: the
 // harness points --url at tests/bench/relay.py; nothing is emulated in the browser.
+//
+// For looking at single runs: PAGELOAD_DUMP=FILE appends every request's CDP timeline as one JSON
+// line; PAGELOAD_NETLOG=PREFIX makes Chromium write its net log to PREFIX.<ms>.json, which
+// tests/bench/netlog_streams.py turns into wire times per HTTP/2 stream (what CDP cannot show for
+// files a 103 preloaded).
 'use strict';
 
 const { execFileSync } = require('child_process');
@@ -173,6 +178,7 @@ async function main() {
   const flags = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
     '--disable-background-networking', '--disable-component-update', '--disable-sync'];
   if (args.spki) flags.push(`--ignore-certificate-errors-spki-list=${args.spki}`);
+  if (process.env.PAGELOAD_NETLOG) flags.push(`--log-net-log=${process.env.PAGELOAD_NETLOG}.${Date.now()}.json`);
   const context = await chromium.launchPersistentContext(args['user-data-dir'], {
     executablePath: '/usr/bin/chromium', headless: true, args: flags, viewport: { width: 1280, height: 800 },
   });
