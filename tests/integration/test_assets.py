@@ -317,10 +317,16 @@ def plain_front(stack):
     return stack[1]['none']
 
 
+# What a file from memory answers exactly as the dashboard does: its type, and the security headers
+# the dashboard sets on every response.
+SAME_AS_DASHBOARD = ('content-type', 'content-security-policy', 'x-content-type-options', 'strict-transport-security')
+
+
 @pytest.fixture(scope='module')
-def dashboard_content_types(dashboard):
-    """What the dashboard itself sends as Content-Type for every file of the build."""
-    types = {}
+def dashboard_headers(dashboard):
+    """What the dashboard itself sends for every file of the build: {path: {header: value}} for
+    SAME_AS_DASHBOARD."""
+    headers = {}
     conn = http.client.HTTPConnection('127.0.0.1', dashboard.port, timeout=10)
     try:
         for path in FILES:
@@ -328,10 +334,11 @@ def dashboard_content_types(dashboard):
             response = conn.getresponse()
             response.read()
             assert response.status == 200, (path, response.status)
-            types[path] = response.getheader('Content-Type')
+            headers[path] = {name: response.getheader(name) for name in SAME_AS_DASHBOARD}
+            assert None not in headers[path].values(), (path, response.getheaders())
     finally:
         conn.close()
-    return types
+    return headers
 
 
 def from_memory(r):
@@ -343,7 +350,7 @@ def from_memory(r):
 # Every file, every encoding.
 
 
-def test_every_file_decodes_to_the_bytes_on_disk_in_every_encoding(front, dashboard_content_types):
+def test_every_file_decodes_to_the_bytes_on_disk_in_every_encoding(front, dashboard_headers):
     problems = []
     seen = {}  # path -> {accept-encoding: response}
     with front.connect() as conn:
@@ -379,9 +386,9 @@ def test_every_file_decodes_to_the_bytes_on_disk_in_every_encoding(front, dashbo
                                    hashlib.sha256(want).hexdigest()[:16]))
             if r.header('content-length') != str(len(r.body)):
                 problems.append('%s: content-length %r for %d bytes' % (where, r.header('content-length'), len(r.body)))
-            if r.header('content-type') != dashboard_content_types[path]:
-                problems.append('%s: content-type %r, the dashboard sends %r'
-                                % (where, r.header('content-type'), dashboard_content_types[path]))
+            for name, value in dashboard_headers[path].items():
+                if r.header(name) != value:
+                    problems.append('%s: %s %r, the dashboard sends %r' % (where, name, r.header(name), value))
             if not from_memory(r):
                 problems.append('%s: not served from memory: %s' % (where, r.headers))
             etag = r.header('etag') or ''
@@ -408,7 +415,7 @@ def test_every_file_decodes_to_the_bytes_on_disk_in_every_encoding(front, dashbo
     assert not problems, '%d problem(s):\n%s' % (len(problems), '\n'.join(problems))
 
 
-def test_if_none_match_gives_304_and_head_gives_headers_only(front):
+def test_if_none_match_gives_304_and_head_gives_headers_only(front, dashboard_headers):
     problems = []
     with front.connect() as conn:
         for ae in ENCODINGS:
@@ -432,6 +439,9 @@ def test_if_none_match_gives_304_and_head_gives_headers_only(front):
                                         % (where, what, r.status, len(r.body)))
                     elif r.header('etag') != etag:
                         problems.append('%s %s: 304 carries etag %r, want %r' % (where, what, r.header('etag'), etag))
+                    for name in SAME_AS_DASHBOARD[1:]:  # a 304 carries the dashboard's security headers too
+                        if r.header(name) != dashboard_headers[path][name]:
+                            problems.append('%s %s: 304 has %s %r' % (where, what, name, r.header(name)))
                 if other.status != 200 or other.body != full[path].body:
                     problems.append('%s: a non-matching If-None-Match got %s' % (where, other.status))
                 if head.status != 200 or head.body != b'':
