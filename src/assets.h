@@ -121,8 +121,9 @@ size_t assets_critical_paths(const struct assets_lang *lang, const h2o_iovec_t *
 /*
  * Answers a GET or HEAD for an asset from memory: 200 (or 304 for a matching If-None-Match) with
  * Content-Type, Content-Encoding, Vary, ETag, Cache-Control, Content-Length, the dashboard's
- * security headers (HSTS, CSP frame-ancestors, nosniff), and the body pointing into the store. Returns 0 when it answered, -1 when the request is not for an asset (the caller
- * forwards it). Takes a reference on `a` for as long as the response is in flight.
+ * security headers (HSTS, CSP frame-ancestors, nosniff), and the body pointing into the store.
+ * Returns 0 when it answered, -1 when the request is not for an asset (the caller forwards it).
+ * Takes a reference on `a` for as long as the response is in flight.
  */
 int assets_serve(struct assets *a, h2o_req_t *req);
 
