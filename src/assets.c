@@ -1237,7 +1237,8 @@ static const char *skip_css_string(const char *p, const char *end)
     return p < end ? p + 1 : end;
 }
 
-static const char *skip_css_space(const char *p, const char *end)
+/* White space between tokens in CSS and in JavaScript alike (ASCII space, tab, CR, LF, FF). */
+static const char *skip_space(const char *p, const char *end)
 {
     while (p < end && is_html_space(*p))
         ++p;
@@ -1248,14 +1249,14 @@ static const char *skip_css_space(const char *p, const char *end)
 static const char *css_url(const char *p, const char *end, h2o_iovec_t *ref)
 {
     *ref = h2o_iovec_init(NULL, 0);
-    p = skip_css_space(p, end);
+    p = skip_space(p, end);
     const char *start = p, *stop;
     if (p < end && (*p == '"' || *p == '\'')) {
         stop = skip_css_string(p, end);
         if (stop - start < 2 || stop[-1] != *start || memchr(start, '\\', stop - start) != NULL)
             return stop;
         h2o_iovec_t s = h2o_iovec_init(start + 1, stop - start - 2);
-        p = skip_css_space(stop, end);
+        p = skip_space(stop, end);
         if (p < end && *p == ')')
             *ref = s;
         return p < end ? p + 1 : end;
@@ -1263,7 +1264,7 @@ static const char *css_url(const char *p, const char *end, h2o_iovec_t *ref)
     while (p < end && *p != ')' && !is_html_space(*p) && *p != '"' && *p != '\'' && *p != '(' && *p != '\\')
         ++p;
     stop = p;
-    p = skip_css_space(p, end);
+    p = skip_space(p, end);
     if (p < end && *p == ')') {
         *ref = h2o_iovec_init(start, stop - start);
         return p + 1;
@@ -1275,10 +1276,10 @@ static const char *css_url(const char *p, const char *end, h2o_iovec_t *ref)
 static const char *css_format(const char *p, const char *end, char *fmt, size_t size)
 {
     fmt[0] = '\0';
-    p = skip_css_space(p, end);
+    p = skip_space(p, end);
     if (!starts_ci(p, end - p, "format("))
         return p;
-    p = skip_css_space(p + 7, end);
+    p = skip_space(p + 7, end);
     if (p < end && (*p == '"' || *p == '\''))
         ++p;
     size_t n = 0;
@@ -1358,7 +1359,7 @@ static const char *css_font_face(struct critical *c, h2o_iovec_t base, const cha
 static const char *css_import(struct critical *c, h2o_iovec_t base, const char *p, const char *end)
 {
     h2o_iovec_t ref = {NULL};
-    p = skip_css_space(p, end);
+    p = skip_space(p, end);
     if (starts_ci(p, end - p, "url(")) {
         p = css_url(p + 4, end, &ref);
     } else if (p < end && (*p == '"' || *p == '\'')) {
@@ -1489,13 +1490,6 @@ static h2o_iovec_t js_string(const char *p, const char *end)
     return q == end ? h2o_iovec_init(NULL, 0) : h2o_iovec_init(start, q - start);
 }
 
-static const char *skip_js_space(const char *p, const char *end)
-{
-    while (p != end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-        ++p;
-    return p;
-}
-
 /* Angular compiles a template's static attributes into arrays, <img src="assets/logo.svg" alt="Ceph"> into
  * ["src","assets/logo.svg","alt","Ceph"] (minified) or ['src', 'assets/logo.svg', ...]: the login page's logo is requested
  * only once main.js has run and rendered the login component, and the page's load event waits for it. Only a "src"
@@ -1509,10 +1503,10 @@ static void scan_template_images(struct critical *c, h2o_iovec_t base, h2o_iovec
         p = after;
         if (!quoted)
             continue;
-        const char *comma = skip_js_space(after + 1, end);
+        const char *comma = skip_space(after + 1, end);
         if (comma == end || *comma != ',')
             continue;
-        h2o_iovec_t ref = js_string(skip_js_space(comma + 1, end), end);
+        h2o_iovec_t ref = js_string(skip_space(comma + 1, end), end);
         if (ref.base != NULL && ref.len != 0)
             add_ref(c, base, ref, RANK_SCRIPT_IMAGE);
     }
@@ -2027,8 +2021,8 @@ static void add_dashboard_security_headers(h2o_req_t *req)
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("content-security-policy"), 0, NULL,
                           H2O_STRLIT("frame-ancestors 'self';"));
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-content-type-options"), 0, NULL, H2O_STRLIT("nosniff"));
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("strict-transport-security"), 0, NULL,
-                          H2O_STRLIT("max-age=63072000; includeSubDomains; preload"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_STRICT_TRANSPORT_SECURITY, NULL,
+                   H2O_STRLIT("max-age=63072000; includeSubDomains; preload"));
 }
 
 static void add_response_headers(h2o_req_t *req, const struct assets_file *f, const struct assets_body *body)
