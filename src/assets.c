@@ -17,6 +17,7 @@
 #include <h2o.h>
 
 #include "assets.h"
+#include "forward.h"
 #include "log.h"
 
 #define IMMUTABLE "public, max-age=31536000, immutable"
@@ -2013,18 +2014,6 @@ static void hold_until_done(struct assets *a, h2o_req_t *req)
     ++a->refs;
 }
 
-/* The security headers the dashboard sets on every response, static files and 304s included (services/auth.py puts them
- * in CherryPy's global config): an asset from memory carries them too, so that nothing an operator's scanner checks
- * differs from the dashboard's own answer. */
-static void add_dashboard_security_headers(h2o_req_t *req)
-{
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("content-security-policy"), 0, NULL,
-                          H2O_STRLIT("frame-ancestors 'self';"));
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-content-type-options"), 0, NULL, H2O_STRLIT("nosniff"));
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_STRICT_TRANSPORT_SECURITY, NULL,
-                   H2O_STRLIT("max-age=63072000; includeSubDomains; preload"));
-}
-
 static void add_response_headers(h2o_req_t *req, const struct assets_file *f, const struct assets_body *body)
 {
     static const char *const vary[] = {NULL, "Accept-Encoding", "Accept-Language, Cookie",
@@ -2034,7 +2023,7 @@ static void add_response_headers(h2o_req_t *req, const struct assets_file *f, co
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, f->cache_control.base, f->cache_control.len);
     if (v != NULL)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_VARY, NULL, v, strlen(v));
-    add_dashboard_security_headers(req);
+    forward_add_dashboard_security_headers(req);
 }
 
 int assets_serve(struct assets *a, h2o_req_t *req)

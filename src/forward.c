@@ -274,3 +274,14 @@ const char *forward_copy_response(h2o_req_t *req, const struct http1_response *r
     }
     return NULL;
 }
+
+/* The values are the dashboard's own (services/auth.py sets them in CherryPy's global config, so
+ * its static files, 304s and errors all carry them). */
+void forward_add_dashboard_security_headers(h2o_req_t *req)
+{
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("content-security-policy"), 0, NULL,
+                          H2O_STRLIT("frame-ancestors 'self';"));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-content-type-options"), 0, NULL, H2O_STRLIT("nosniff"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_STRICT_TRANSPORT_SECURITY, NULL,
+                   H2O_STRLIT("max-age=63072000; includeSubDomains; preload"));
+}

@@ -37,6 +37,11 @@ typedef int (*forward_is_backend_cb)(void *ctx, h2o_iovec_t host, uint16_t port)
 const char *forward_copy_response(h2o_req_t *req, const struct http1_response *res, forward_is_backend_cb is_backend,
                                   void *cb_ctx, struct forward_framing *framing);
 
+/* Adds the security headers the dashboard puts on every response (HSTS, CSP frame-ancestors,
+ * nosniff) to an answer h2front makes itself, a file from memory or its own error, so that a
+ * scanner checking them finds no response without them. */
+void forward_add_dashboard_security_headers(h2o_req_t *req);
+
 /* Rewrites an absolute URL that points at a backend to the scheme and authority the client used;
  * returns the value unchanged otherwise. Exposed for the unit tests. */
 h2o_iovec_t forward_rewrite_url(h2o_req_t *req, h2o_iovec_t value, forward_is_backend_cb is_backend, void *cb_ctx);

@@ -6,6 +6,7 @@
 #include <h2o/http2_internal.h>
 
 #include "assets.h"
+#include "forward.h"
 #include "front.h"
 #include "health.h"
 #include "listener.h"
@@ -66,27 +67,28 @@ static int path_is_clean(h2o_iovec_t path)
     return path.len != 0;
 }
 
+/* Refuses a request the backend must never see, with the dashboard's security headers, and on
+ * HTTP/1.1 closes the connection: what follows the request on it cannot be trusted. */
+static int refuse_request(h2o_req_t *req, int status, const char *reason, const char *body)
+{
+    memset(&req->res.headers, 0, sizeof(req->res.headers));
+    forward_add_dashboard_security_headers(req);
+    h2o_send_error_generic(req, status, reason, body, H2O_SEND_ERROR_HTTP1_CLOSE_CONNECTION | H2O_SEND_ERROR_KEEP_HEADERS);
+    return 0;
+}
+
 /* First handler of the chain: enforces what libh2o 2.2.5 does not (header count and size) before
  * anything is forwarded. Passes the request on (-1) when it is within limits. */
 static int on_req_check_limits(h2o_handler_t *self, h2o_req_t *req)
 {
     const struct config *cfg = ((struct limits_handler *)self)->cfg;
-    if (req->headers.size > cfg->limits.header_count || request_header_bytes(req) > cfg->limits.header_bytes) {
-        h2o_send_error_generic(req, 431, "Request Header Fields Too Large",
-                               "h2front: request headers exceed limits.header_count or limits.header_bytes\n",
-                               H2O_SEND_ERROR_HTTP1_CLOSE_CONNECTION);
-        return 0;
-    }
-    if (req->entity.base != NULL && req->entity.len > cfg->limits.request_body) {
-        h2o_send_error_generic(req, 413, "Request Entity Too Large", "h2front: the request body exceeds limits.request_body\n",
-                               H2O_SEND_ERROR_HTTP1_CLOSE_CONNECTION);
-        return 0;
-    }
-    if (!path_is_clean(req->path)) {
-        h2o_send_error_400(req, "Bad Request", "h2front: invalid characters in the request path\n",
-                           H2O_SEND_ERROR_HTTP1_CLOSE_CONNECTION);
-        return 0;
-    }
+    if (req->headers.size > cfg->limits.header_count || request_header_bytes(req) > cfg->limits.header_bytes)
+        return refuse_request(req, 431, "Request Header Fields Too Large",
+                              "h2front: request headers exceed limits.header_count or limits.header_bytes\n");
+    if (req->entity.base != NULL && req->entity.len > cfg->limits.request_body)
+        return refuse_request(req, 413, "Request Entity Too Large", "h2front: the request body exceeds limits.request_body\n");
+    if (!path_is_clean(req->path))
+        return refuse_request(req, 400, "Bad Request", "h2front: invalid characters in the request path\n");
     return -1;
 }
 

@@ -141,6 +141,7 @@ static void send_gateway_error(struct exchange *ex, int status, const char *what
     if (status == 503)
         add_header_lit(req, H2O_TOKEN_RETRY_AFTER, "5");
     add_header_lit(req, H2O_TOKEN_CACHE_CONTROL, "no-store");
+    forward_add_dashboard_security_headers(req);
     h2o_send_error_generic(req, status, reasons[status - 500], body, H2O_SEND_ERROR_KEEP_HEADERS);
 }
 

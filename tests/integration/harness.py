@@ -55,10 +55,23 @@ H2FRONT_WRAPPER = shlex.split(os.environ.get('H2FRONT_WRAPPER', ''))
 
 sys.path.insert(0, str(BACKEND_DIR))
 from testserver import chunk_byte, pattern_bytes  # noqa: E402  (re-exported for tests)
+from dashboard import SECURITY_HEADERS as _DASHBOARD_RESPONSE_CONFIG  # noqa: E402
+
+# What the dashboard adds to every response, errors included: h2front adds the same to every
+# answer it makes itself (files from memory, its own errors). {header name: value}
+DASHBOARD_SECURITY_HEADERS = {key.rsplit('.', 1)[1]: value for key, value in _DASHBOARD_RESPONSE_CONFIG.items()
+                              if not key.endswith('.server')}
+
+
+def security_header_problems(response):
+    """What differs from the dashboard's security headers in a response (anything with .header(name))."""
+    return ['%s: %r' % (name, response.header(name)) for name, value in DASHBOARD_SECURITY_HEADERS.items()
+            if response.header(name) != value]
 
 __all__ = ['REPO', 'H2FRONT_BIN', 'free_port', 'make_cert', 'Proc', 'start_testserver',
            'start_dashboard', 'start_h2front', 'curl', 'curl_json', 'h2_connection', 'H2Client',
-           'H2Response', 'pattern_bytes', 'chunk_byte', 'API_ACCEPT']
+           'H2Response', 'pattern_bytes', 'chunk_byte', 'API_ACCEPT', 'DASHBOARD_SECURITY_HEADERS',
+           'security_header_problems']
 
 API_ACCEPT = 'application/vnd.ceph.api.v1.0+json'
 

@@ -319,7 +319,7 @@ def plain_front(stack):
 
 # What a file from memory answers exactly as the dashboard does: its type, and the security headers
 # the dashboard sets on every response (304s included).
-SECURITY_HEADERS = ('content-security-policy', 'x-content-type-options', 'strict-transport-security')
+SECURITY_HEADERS = tuple(harness.DASHBOARD_SECURITY_HEADERS)
 SAME_AS_DASHBOARD = ('content-type',) + SECURITY_HEADERS
 
 

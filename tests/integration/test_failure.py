@@ -20,7 +20,7 @@ import h2.events
 import pytest
 
 from harness import (chunk_byte, curl, free_port, Front, h2_connection, H2FRONT_BIN, Proc, PYTHON,
-                     start_testserver)
+                     security_header_problems, start_testserver)
 
 pytestmark = pytest.mark.skipif(not H2FRONT_BIN, reason="H2FRONT_BIN is not set")
 
@@ -133,6 +133,7 @@ def test_backend_killed_mid_response_cuts_the_h2_stream(tmp_path, h2front):
         # h2front is fine, and says the backend is gone
         after = conn.request("GET", "/json")
         assert after.status == 502 and b"connection refused" in after.body, (after.status, after.body)
+        assert security_header_problems(after) == []
     assert front.alive()
     assert "response to /chunked?chunks=20&delay=0.2&size=100 cut short" in front.proc.stderr(), front.log()
 

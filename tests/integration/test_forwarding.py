@@ -5,7 +5,7 @@ dashboard must work through h2front over HTTP/2."""
 import json
 import re
 
-from harness import API_ACCEPT, curl, free_port, h2_connection
+from harness import API_ACCEPT, curl, free_port, h2_connection, security_header_problems
 
 
 def front_yaml(port, backend, extra='', plain_port=None):
@@ -122,6 +122,7 @@ def test_header_limits_answer_431_and_nothing_is_forwarded(tmp_path, testserver,
                                                  ('GET', '/json', many[:10], None)])
     assert too_many.status == 431 and too_big.status == 431 and fine.status == 200
     assert testserver.stats()['requests'] - before == 1
+    assert security_header_problems(too_many) == [] and security_header_problems(too_big) == []
 
 
 def test_control_characters_in_path_are_refused(tmp_path, testserver, h2front):
@@ -130,9 +131,12 @@ def test_control_characters_in_path_are_refused(tmp_path, testserver, h2front):
     with h2_connection(port) as conn:
         assert conn.request('GET', '/json').status == 200  # also waits out h2front's first health probe
         before = testserver.stats()['requests']
-        r = conn.request('GET', '/echo HTTP/1.1\r\nX-Smuggled: 1\r\n\r\nGET /x')
-    assert r.status == 400
+        r = conn.request('GET', '/echo HTTP/1.1\r\nX-Smuggled: 1\r\n\r\nGET /x')  # libh2o refuses CR and LF
+        spaced = conn.request('GET', '/echo HTTP/1.1')  # h2front refuses what libh2o lets through
+    assert r.status == 400 and spaced.status == 400
+    assert b'h2front: invalid characters in the request path' in spaced.body, spaced.body
     assert testserver.stats()['requests'] == before
+    assert security_header_problems(spaced) == []
 
 
 def test_demo_dashboard_login_and_api_over_http2(tmp_path, dashboard, h2front):

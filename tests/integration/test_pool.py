@@ -18,7 +18,7 @@ import h2.events
 import pytest
 
 from harness import (_Exchange, free_port, h2_connection, H2FRONT_BIN, pattern_bytes, Proc, PYTHON,
-                     render_yaml, start_testserver)
+                     render_yaml, security_header_problems, start_testserver)
 
 pytestmark = pytest.mark.skipif(not H2FRONT_BIN, reason="H2FRONT_BIN is not set")
 
@@ -214,6 +214,7 @@ def test_queue_timeout_gets_503_with_retry_after(tmp_path, h2front):
     waited = waiting.head_at - started
     assert 0.25 <= waited < 0.9, "503 after %.2fs, queue.timeout is 300ms" % waited
     assert waiting.header("retry-after") is not None and waiting.header("retry-after").isdigit(), waiting.headers
+    assert security_header_problems(waiting) == []
     assert b"queue.timeout" in waiting.body, waiting.body
     assert backend.stats()["requests"] == 1  # the timed-out request never reached the backend
 

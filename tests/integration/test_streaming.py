@@ -26,7 +26,7 @@ import h2.settings
 import pytest
 
 from harness import (H2FRONT_BIN, PYTHON, Front, Proc, _Exchange, chunk_byte, curl, h2_connection,
-                     pattern_bytes, start_testserver)
+                     pattern_bytes, security_header_problems, start_testserver)
 
 pytestmark = pytest.mark.skipif(not H2FRONT_BIN, reason="H2FRONT_BIN is not set")
 
@@ -191,6 +191,7 @@ def test_body_over_limit_gets_413_over_h2(tmp_path, h2front):
     for name, response in [("with content-length", with_length), ("without content-length", without_length)]:
         assert (response.status, response.reset) == (413, None), (name, response.status, response.reset,
                                                                   response.body[:200])
+        assert security_header_problems(response) == [], name
 
 
 def test_expect_100_continue_from_http1_client(tmp_path, h2front):
