@@ -46,6 +46,7 @@ class Scenario:
     load: list = field(default_factory=list)  # h2load arguments besides duration, headers, URIs
     paths: list = field(default_factory=list)  # one path, or several for -i (cycled per client)
     long: bool = False    # twice the duration (rate-limited polling needs time to collect samples)
+    tabs: int = 0         # polling: this many clients, opened in TAB_GROUPS groups one after another
     check_path: str = '/api/summary'
 
 
@@ -63,16 +64,16 @@ def scenarios(args):
                  'fast', fast, ['-c', 8, '-m', 4], [targets.ASSET_200K]),
         Scenario('polling', 'fast', 'polling mix (health/minimal, notifications, summary) from %d tabs '
                  'at %.1f req/s each' % (args.tabs_fast, args.tab_rps),
-                 'fast', fast, ['-c', args.tabs_fast, '-m', 1, '--rps', args.tab_rps],
-                 targets.POLL_PATHS, long=True),
+                 'fast', fast, ['-m', 1, '--rps', args.tab_rps],
+                 targets.POLL_PATHS, long=True, tabs=args.tabs_fast),
         Scenario('dash-api-mux', 'dashboard', 'CherryPy: GET /api/summary, 16 connections x 16 streams',
                  'dashboard', dash, ['-c', 16, '-m', 16], ['/api/summary']),
         Scenario('dash-api-conns', 'dashboard', 'CherryPy: GET /api/summary, 64 connections x 1 stream',
                  'dashboard', dash, ['-c', 64, '-m', 1], ['/api/summary']),
         Scenario('dash-polling', 'dashboard', 'CherryPy: polling mix from %d tabs at %.1f req/s each'
                  % (args.tabs_dash, args.tab_rps),
-                 'dashboard', dash, ['-c', args.tabs_dash, '-m', 1, '--rps', args.tab_rps],
-                 targets.POLL_PATHS, long=True),
+                 'dashboard', dash, ['-m', 1, '--rps', args.tab_rps],
+                 targets.POLL_PATHS, long=True, tabs=args.tabs_dash),
         Scenario('login-assets', 'assets', "the login page's 12 static files (Accept-Encoding: gzip, "
                  "deflate, br), 8 connections x 12 streams; h2front from memory, h2o and nginx "
                  "serving the precompressed build themselves, HAProxy and nghttpx proxying nginx",
@@ -86,9 +87,26 @@ def scenarios(args):
 # One h2load run against one target.
 
 
-def h2load_args(scen, port, duration, warmup, backend, workdir):
-    argv = [*scen.load, '--warm-up-time=%dms' % (warmup * 1000), '-D', '%dms' % (duration * 1000),
-            '-H', 'accept-encoding: ' + ACCEPT_ENCODING, *backend.headers_args()]
+# Polling tabs are opened in this many groups, spread over one polling period, so that they do not
+# all ask at the same instant (see measure.StaggeredH2load).
+TAB_GROUPS = 20
+
+
+def start_load(scen, port, duration, warmup, backend, workdir, cpu_list):
+    """h2load for one run, its warm-up starting now: one process, or staggered groups of tabs."""
+    args = h2load_args(scen, port, backend, workdir)
+    log = Path(workdir) / 'h2load.log'
+    if scen.tabs:
+        groups = min(TAB_GROUPS, scen.tabs)
+        period = 1.0 / float(scen.load[scen.load.index('--rps') + 1])
+        return measure.StaggeredH2load(args, scen.tabs, groups, period / groups, warmup, duration, log,
+                                       cpu_list=cpu_list)
+    timing = ['--warm-up-time=%dms' % (warmup * 1000), '-D', '%dms' % (duration * 1000)]
+    return measure.H2load(timing + args, log, cpu_list=cpu_list)
+
+
+def h2load_args(scen, port, backend, workdir):
+    argv = [*scen.load, '-H', 'accept-encoding: ' + ACCEPT_ENCODING, *backend.headers_args()]
     urls = ['https://127.0.0.1:%d%s' % (port, p) for p in scen.paths]
     if len(urls) == 1:
         argv.append(urls[0])
@@ -116,8 +134,7 @@ def run_load(ctx, scen, target, rep):
         pids, backend_pids = server.pids(), backend.pids()
         same = not server.owned  # "direct": the server is the backend
         sampler = targets.ConnectionSampler(backend.port)
-        load = measure.H2load(h2load_args(scen, server.port, duration, warmup, backend, workdir),
-                              Path(workdir) / 'h2load.log', cpu_list=ctx.ws.load_cpu)
+        load = start_load(scen, server.port, duration, warmup, backend, workdir, ctx.ws.load_cpu)
         time.sleep(warmup)
         tracers = start_tracers(ctx, target, pids, Path(workdir))
         clock = measure.TaskClock(pids, Path(workdir) / 'task-clock.csv')
@@ -166,6 +183,10 @@ def run_load(ctx, scen, target, rep):
         'other_cores': max(0.0, (busy1 - busy0) - ours) / window if window > 0 else None,
         'status': res.status,
     })
+    if scen.long:
+        # A polling run has only a few hundred requests, so its own p99 is its 7th slowest and swings
+        # from run to run; keeping every latency lets the report pool them over all runs.
+        rec['latencies_ms'] = [round(us / 1000.0, 2) for us in res.latencies_us]
     if syscalls is not None and res.requests:
         rec['syscalls_per_req'] = {k: v / res.requests for k, v in syscalls.items()}
     if not rec['ok']:

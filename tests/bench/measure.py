@@ -239,6 +239,57 @@ class H2load:
         return result
 
 
+class StaggeredH2load:
+    """Tabs that were opened at different moments: `groups` h2load processes, each with its share
+    of the connections, started `stagger` seconds apart, each warming up so much longer that all
+    of them measure the same window (the last one warms up for `warmup`). One h2load alone starts
+    all its clients at once, and at a fixed --rps they then poll in step: a burst of every client's
+    request, the same path, every period, which measures how fast the backend drains one burst
+    rather than steady polling. wait() merges their results as if one h2load had run."""
+
+    def __init__(self, args, connections, groups, stagger, warmup, duration, log_file, cpu_list=None):
+        self.lead = (groups - 1) * stagger  # how much earlier than the last one the first one starts
+        self.stagger = stagger
+        self.loads = []
+        for k in range(groups):
+            share = connections // groups + (1 if k < connections % groups else 0)
+            extra = self.lead - k * stagger
+            argv = ['-c', share, *args, '--warm-up-time=%dms' % round((warmup + extra) * 1000),
+                    '-D', '%dms' % round(duration * 1000)]
+            log = Path(log_file)
+            self.loads.append(H2load(argv, log.with_name('%s.%d%s' % (log.stem, k, log.suffix)), cpu_list=cpu_list))
+            if k + 1 < groups:
+                time.sleep(stagger)
+
+    def kill(self):
+        for load in self.loads:
+            load.kill()
+
+    def wait(self, timeout):
+        results = [load.wait(timeout) for load in self.loads]
+        merged = LoadResult(ok=all(r.ok for r in results))
+        for k, r in enumerate(results):
+            # Every process's "finished in" counts its own warm-up: count the last one's only.
+            merged.seconds = max(merged.seconds, r.seconds - (self.lead - k * self.stagger))
+            merged.requests += r.requests
+            merged.failed += r.failed
+            for key, n in r.status.items():
+                merged.status[key] = merged.status.get(key, 0) + n
+            merged.bytes_total += r.bytes_total
+            merged.bytes_headers += r.bytes_headers
+            merged.bytes_data += r.bytes_data
+            merged.latencies_us += r.latencies_us
+            merged.client_cpu += r.client_cpu
+        merged.latencies_us.sort()
+        if merged.latencies_us:
+            merged.p50_ms = percentile(merged.latencies_us, 50) / 1000.0
+            merged.p99_ms = percentile(merged.latencies_us, 99) / 1000.0
+        merged.wall = max(r.wall for r in results) - self.lead
+        merged.output = '\n'.join('--- h2load %d of %d:\n%s' % (k + 1, len(results), r.output)
+                                   for k, r in enumerate(results))
+        return merged
+
+
 def parse_h2load(text):
     result = LoadResult(ok=False)
     for line in text.splitlines():

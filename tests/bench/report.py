@@ -11,6 +11,8 @@ import statistics
 import sys
 from pathlib import Path
 
+from measure import percentile
+
 PEERS = ['h2o', 'nginx', 'haproxy', 'nghttpx']
 DISTURBED_CORES = 0.25  # other processes' CPU during a run, in cores, above which it is flagged
 TOLERANCE = 0.05        # "at least as good as" allows this much measurement noise
@@ -53,6 +55,10 @@ def aggregate(results):
             for metric in runs[0]:
                 if isinstance(runs[0][metric], (int, float)) and not isinstance(runs[0][metric], bool):
                     m[metric] = median([r.get(metric) for r in runs])
+            if 'latencies_ms' in runs[0]:
+                pooled = sorted(v for r in runs for v in r['latencies_ms'])
+                m['p99_pooled_ms'] = percentile(pooled, 99)
+                m['requests_pooled'] = len(pooled)
             if 'backend_opened' in runs[0]:
                 for k in ('backend_opened', 'backend_opened_serving'):
                     m[k + '_max'] = max((r[k] for r in runs if r.get(k) is not None), default=None)
@@ -100,13 +106,19 @@ def goals(results, agg):
             line(False, 'CherryPy %s: no result for h2front or haproxy maxconn 10' % s)
             continue
         rps_ok = h['rps'] >= ref['rps'] * (1 - TOLERANCE)
-        p99_ok = h['p99_ms'] <= ref['p99_ms'] * (1 + TOLERANCE)
+        # Polling runs are judged on the p99 of all their requests pooled: one run's p99 is its 7th
+        # slowest request of 700 and spreads over 130-330 ms between runs of the same server.
+        pooled = 'p99_pooled_ms' in h and 'p99_pooled_ms' in ref
+        key = 'p99_pooled_ms' if pooled else 'p99_ms'
+        p99_ok = h[key] <= ref[key] * (1 + TOLERANCE)
         conns_ok = h['backend_opened_max'] is not None and h['backend_opened_max'] <= 10
+        how = (' of all %d requests of the runs pooled (median of the runs\' own p99: %.1f vs %.1f ms)'
+               % (h['requests_pooled'], h['p99_ms'], ref['p99_ms'])) if pooled else ''
         line(rps_ok and p99_ok and conns_ok,
-             'CherryPy %s: h2front %.0f req/s, p99 %.1f ms vs haproxy maxconn 10 %.0f req/s, p99 %.1f ms '
+             'CherryPy %s: h2front %.0f req/s, p99 %.1f ms vs haproxy maxconn 10 %.0f req/s, p99 %.1f ms%s '
              '(%s req/s, %s p99, within %d%%); backend connections opened per run: at most %s (goal <= 10; '
              '%s of them before the load generator disconnected; at most %s open at once)'
-             % (s, h['rps'], h['p99_ms'], ref['rps'], ref['p99_ms'], 'ok' if rps_ok else 'worse',
+             % (s, h['rps'], h[key], ref['rps'], ref[key], how, 'ok' if rps_ok else 'worse',
                 'ok' if p99_ok else 'worse', TOLERANCE * 100, h['backend_opened_max'],
                 fmt(h.get('backend_opened_serving_max'), '%d'), fmt(h.get('backend_max_open'), '%d')))
 

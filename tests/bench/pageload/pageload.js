@@ -173,6 +173,18 @@ class Recorder {
   }
 }
 
+// The cold page's own milestones in page time (ms from its navigation start), for PAGELOAD_DUMP: when the
+// document and its load event ended, and when the login form entered the DOM and was painted.
+async function pageMarks(page) {
+  return page.evaluate(() => {
+    const nav = performance.getEntriesByType('navigation')[0];
+    const round = (v) => (v === undefined ? null : Math.round(v));
+    return { response_end: round(nav.responseEnd), dom_content_loaded: round(nav.domContentLoadedEventEnd),
+      load_event: round(nav.loadEventStart), username_in_dom: round(window.__benchSeen.username),
+      username_painted: round(window.__benchSeen.usernamePainted) };
+  });
+}
+
 async function main() {
   const args = parseArgs(process.argv);
   const flags = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
@@ -217,6 +229,7 @@ async function main() {
     await page.waitForSelector('#username', { state: 'visible', timeout: 60000 });
     const coldPaint = await painted('username');  // page time: from this document's navigation start
     await rec.quiet();
+    const coldMarks = await pageMarks(page);
     const coldNav = rec.firstStart('cold');
     result.cold = rec.summary('cold', coldPaint);
 
@@ -240,7 +253,8 @@ async function main() {
       const t0 = Math.min(...[...rec.requests.values()].map((r) => r.start));
       const rows = [...rec.requests.values()].map((r) => ({ ...r, start: Math.round((r.start - t0) * 1000),
         end: r.end === null ? null : Math.round((r.end - t0) * 1000) }));
-      require('fs').appendFileSync(process.env.PAGELOAD_DUMP, JSON.stringify({ url: args.url, rows }) + '\n');
+      require('fs').appendFileSync(process.env.PAGELOAD_DUMP,
+        JSON.stringify({ url: args.url, cold_marks: coldMarks, rows }) + '\n');
     }
     process.stdout.write(JSON.stringify(result) + '\n');
   } finally {
