@@ -213,8 +213,7 @@ static const char *read_framing(const struct http1_response *res, h2o_req_t *req
                 return "unsupported transfer-encoding in the backend's response";
             f->chunked = 1;
         } else if (h2o_lcstris(h->name, h->name_len, H2O_STRLIT("connection"))) {
-            *connection = h2o_strdup(&req->pool, h->value, h->value_len);
-            h2o_strtolower(connection->base, connection->len);
+            *connection = h2o_iovec_init(h->value, h->value_len); /* h2o_contains_token ignores case */
             if (h2o_contains_token(connection->base, connection->len, H2O_STRLIT("close"), ','))
                 f->keepalive = 0;
             else if (h2o_contains_token(connection->base, connection->len, H2O_STRLIT("keep-alive"), ','))
@@ -261,12 +260,13 @@ const char *forward_copy_response(h2o_req_t *req, const struct http1_response *r
     req->res.status = res->status;
     req->res.reason = h2o_strdup(&req->pool, res->reason, res->reason_len).base;
     req->res.content_length = framing->has_body ? framing->content_length : SIZE_MAX;
+    h2o_vector_reserve(&req->pool, &req->res.headers, req->res.headers.size + res->num_headers);
     for (size_t i = 0; i != res->num_headers; ++i) {
         const struct http1_header *h = &res->headers[i];
-        /* header names are short; a longer one is copied whole from the pool */
+        /* header names are short; a longer one is lowered into the pool */
         char stack_name[64], *lower = h->name_len <= sizeof(stack_name) ? stack_name : h2o_mem_alloc_pool(&req->pool, h->name_len);
-        memcpy(lower, h->name, h->name_len);
-        h2o_strtolower(lower, h->name_len);
+        for (size_t j = 0; j != h->name_len; ++j)
+            lower[j] = (char)h2o_tolower(h->name[j]);
         const h2o_token_t *token = h2o_lookup_token(lower, h->name_len);
         if (drop_for_response(token, lower, h->name_len, connection, res->status))
             continue;

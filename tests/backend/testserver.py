@@ -397,7 +397,7 @@ async def set_cookie(conn, request):
 async def hop_by_hop(conn, request):
     """Headers a proxy must strip (RFC 9110 7.6.1), X-Hop because Connection names it.
     No Upgrade: that is only meaningful on a 101."""
-    await conn.send(200, [('Connection', 'keep-alive, X-Hop'), ('Keep-Alive', 'timeout=5'),
+    await conn.send(200, [('Connection', 'Keep-Alive, X-HOP'), ('Keep-Alive', 'timeout=5'),
                           ('X-Hop', '1'), ('Proxy-Connection', 'x'), ('X-End', '1'),
                           ('Content-Type', 'text/plain')], b'hop\n')
 
