@@ -186,7 +186,7 @@ def run_load(ctx, scen, target, rep):
     if scen.long:
         # A polling run has only a few hundred requests, so its own p99 is its 7th slowest and swings
         # from run to run; keeping every latency lets the report pool them over all runs.
-        rec['latencies_ms'] = [round(us / 1000.0, 2) for us in res.latencies_us]
+        rec['latencies_ms'] = [round(us / 1000.0, 1) for us in res.latencies_us]
     if syscalls is not None and res.requests:
         rec['syscalls_per_req'] = {k: v / res.requests for k, v in syscalls.items()}
     if not rec['ok']:
@@ -464,6 +464,23 @@ def stop_leftovers():
         proc.stop(timeout=5)
 
 
+
+def results_json(results):
+    """latest.json, one field per line, except each run's list of latencies (thousands of numbers)
+    on one line of its own."""
+    lists = {}
+
+    def placeholder(run):
+        if 'latencies_ms' not in run:
+            return run
+        key = '@latencies-%d@' % len(lists)
+        lists[key] = json.dumps(run['latencies_ms'], separators=(',', ':'))
+        return dict(run, latencies_ms=key)
+    text = json.dumps(dict(results, runs=[placeholder(r) for r in results['runs']]), indent=1, default=str)
+    for key, value in lists.items():
+        text = text.replace('"%s"' % key, value, 1)
+    return text
+
 def main(argv=None):
     atexit.register(stop_leftovers)
     for signum in (signal.SIGTERM, signal.SIGHUP):
@@ -560,7 +577,7 @@ def main(argv=None):
     results['tls'] = ctx.tls
     results['finished'] = datetime.datetime.now().isoformat(timespec='seconds')
     results['elapsed_s'] = time.monotonic() - t_start
-    (out / 'latest.json').write_text(json.dumps(results, indent=1, default=str))
+    (out / 'latest.json').write_text(results_json(results))
     import report
     goals = report.write(results, out, smoke=args.smoke)
     if results.get('interrupted'):
