@@ -433,7 +433,7 @@ def select(args, all_scenarios):
     groups = {s.group for s in all_scenarios}
     wanted = [w.strip() for w in args.only.split(',') if w.strip()]
     if not wanted:
-        wanted = ['api-mux', 'login-assets', 'dash-api-mux', 'idle', 'pageload'] if args.smoke else names
+        wanted = ['api-mux', 'polling', 'login-assets', 'dash-api-mux', 'idle', 'pageload'] if args.smoke else names
     chosen = []
     for w in wanted:
         if w in groups:
