@@ -46,7 +46,8 @@ class Scenario:
     load: list = field(default_factory=list)  # h2load arguments besides duration, headers, URIs
     paths: list = field(default_factory=list)  # one path, or several for -i (cycled per client)
     long: bool = False    # twice the duration (rate-limited polling needs time to collect samples)
-    tabs: int = 0         # polling: this many clients, opened in TAB_GROUPS groups one after another
+    tabs: int = 0         # polling: this many clients, opened in TAB_GROUPS groups one after another,
+    tab_rps: float = 0.0  # each sending this many requests per second (h2load --rps)
     check_path: str = '/api/summary'
 
 
@@ -64,16 +65,16 @@ def scenarios(args):
                  'fast', fast, ['-c', 8, '-m', 4], [targets.ASSET_200K]),
         Scenario('polling', 'fast', 'polling mix (health/minimal, notifications, summary) from %d tabs '
                  'at %.1f req/s each' % (args.tabs_fast, args.tab_rps),
-                 'fast', fast, ['-m', 1, '--rps', args.tab_rps],
-                 targets.POLL_PATHS, long=True, tabs=args.tabs_fast),
+                 'fast', fast, ['-m', 1], targets.POLL_PATHS, long=True, tabs=args.tabs_fast,
+                 tab_rps=args.tab_rps),
         Scenario('dash-api-mux', 'dashboard', 'CherryPy: GET /api/summary, 16 connections x 16 streams',
                  'dashboard', dash, ['-c', 16, '-m', 16], ['/api/summary']),
         Scenario('dash-api-conns', 'dashboard', 'CherryPy: GET /api/summary, 64 connections x 1 stream',
                  'dashboard', dash, ['-c', 64, '-m', 1], ['/api/summary']),
         Scenario('dash-polling', 'dashboard', 'CherryPy: polling mix from %d tabs at %.1f req/s each'
                  % (args.tabs_dash, args.tab_rps),
-                 'dashboard', dash, ['-m', 1, '--rps', args.tab_rps],
-                 targets.POLL_PATHS, long=True, tabs=args.tabs_dash),
+                 'dashboard', dash, ['-m', 1], targets.POLL_PATHS, long=True, tabs=args.tabs_dash,
+                 tab_rps=args.tab_rps),
         Scenario('login-assets', 'assets', "the login page's 12 static files (Accept-Encoding: gzip, "
                  "deflate, br), 8 connections x 12 streams; h2front from memory, h2o and nginx "
                  "serving the precompressed build themselves, HAProxy and nghttpx proxying nginx",
@@ -98,15 +99,15 @@ def start_load(scen, port, duration, warmup, backend, workdir, cpu_list):
     log = Path(workdir) / 'h2load.log'
     if scen.tabs:
         groups = min(TAB_GROUPS, scen.tabs)
-        period = 1.0 / float(scen.load[scen.load.index('--rps') + 1])
-        return measure.StaggeredH2load(args, scen.tabs, groups, period / groups, warmup, duration, log,
+        return measure.StaggeredH2load(args, scen.tabs, groups, 1.0 / scen.tab_rps / groups, warmup, duration, log,
                                        cpu_list=cpu_list)
     timing = ['--warm-up-time=%dms' % (warmup * 1000), '-D', '%dms' % (duration * 1000)]
     return measure.H2load(timing + args, log, cpu_list=cpu_list)
 
 
 def h2load_args(scen, port, backend, workdir):
-    argv = [*scen.load, '-H', 'accept-encoding: ' + ACCEPT_ENCODING, *backend.headers_args()]
+    argv = [*scen.load, *(['--rps', scen.tab_rps] if scen.tab_rps else []),
+            '-H', 'accept-encoding: ' + ACCEPT_ENCODING, *backend.headers_args()]
     urls = ['https://127.0.0.1:%d%s' % (port, p) for p in scen.paths]
     if len(urls) == 1:
         argv.append(urls[0])
@@ -464,7 +465,6 @@ def stop_leftovers():
         proc.stop(timeout=5)
 
 
-
 def results_json(results):
     """latest.json, one field per line, except each run's list of latencies (thousands of numbers)
     on one line of its own."""
@@ -480,6 +480,7 @@ def results_json(results):
     for key, value in lists.items():
         text = text.replace('"%s"' % key, value, 1)
     return text
+
 
 def main(argv=None):
     atexit.register(stop_leftovers)

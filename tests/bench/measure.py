@@ -251,12 +251,12 @@ class StaggeredH2load:
         self.lead = (groups - 1) * stagger  # how much earlier than the last one the first one starts
         self.stagger = stagger
         self.loads = []
+        log = Path(log_file)
         for k in range(groups):
             share = connections // groups + (1 if k < connections % groups else 0)
             extra = self.lead - k * stagger
             argv = ['-c', share, *args, '--warm-up-time=%dms' % round((warmup + extra) * 1000),
                     '-D', '%dms' % round(duration * 1000)]
-            log = Path(log_file)
             self.loads.append(H2load(argv, log.with_name('%s.%d%s' % (log.stem, k, log.suffix)), cpu_list=cpu_list))
             if k + 1 < groups:
                 time.sleep(stagger)

@@ -229,7 +229,7 @@ async function main() {
     await page.waitForSelector('#username', { state: 'visible', timeout: 60000 });
     const coldPaint = await painted('username');  // page time: from this document's navigation start
     await rec.quiet();
-    const coldMarks = await pageMarks(page);
+    const coldMarks = process.env.PAGELOAD_DUMP ? await pageMarks(page) : null;  // only the dump shows them
     const coldNav = rec.firstStart('cold');
     result.cold = rec.summary('cold', coldPaint);
 
