@@ -52,7 +52,7 @@ class Scenario:
 
 
 def scenarios(args):
-    fast = PROXIES + ['direct']
+    fast = PROXIES + ['direct'] + list(targets.LIBH2O_PROXIES)
     dash = ['h2front', 'h2o', 'nginx', 'haproxy', 'haproxy-mc10', 'nghttpx']
     assets = ['h2front-assets', 'h2o-static', 'nginx-static', 'haproxy', 'nghttpx']
     login = [targets.LOGIN_ASSETS[3]]
@@ -394,7 +394,8 @@ def parse_args(argv):
     p.add_argument('--only', default='', help='comma-separated scenario names or groups: '
                    'api-mux, api-conns, asset-200k, polling, dash-api-mux, dash-api-conns, dash-polling, '
                    'login-assets, idle, pageload; groups fast, dashboard, assets')
-    p.add_argument('--targets', default='', help='comma-separated subset of targets (h2front is always kept)')
+    p.add_argument('--targets', default='', help='comma-separated subset of targets (h2front is always kept); '
+                   'libh2o-uv and libh2o-evloop, libh2o\'s own proxy on each event loop, run only when named')
     p.add_argument('--conditions', help='page load: comma-separated subset of loopback, devtools, relay')
     p.add_argument('--runs', type=int, help='runs per target and scenario (default 5; --quick 1)')
     p.add_argument('--duration', type=float, help='seconds per measured run (default 10; --quick 3)')
@@ -447,12 +448,15 @@ def select(args, all_scenarios):
 
 
 def filter_targets(args, names):
+    """The scenario's targets that this run measures. The libh2o experiment targets run only when
+    --targets names them."""
+    asked = set(t.strip() for t in args.targets.split(',')) if args.targets else set()
+    names = [n for n in names if n not in targets.LIBH2O_PROXIES or n in asked]
     if args.smoke:
         keep = {'h2front', 'h2front-assets', 'nginx', 'nginx-static', 'dashboard', 'haproxy-mc10'}  # not -no103
         names = [n for n in names if n in keep]
     if args.targets:
-        keep = set(t.strip() for t in args.targets.split(',')) | {'h2front', 'h2front-assets'}
-        names = [n for n in names if n in keep]
+        names = [n for n in names if n in asked | {'h2front', 'h2front-assets'}]
     return names
 
 

@@ -7,7 +7,8 @@
 #   tests/bench/run.sh --only idle,pageload  some scenarios (names or groups: fast, dashboard, assets)
 #   tests/bench/run.sh --help                every option of tests/bench/bench.py
 #
-# Installs what is missing from Debian's packages (peers, h2load, Chromium, brotli, matplotlib) and
+# Installs what is missing from Debian's packages (peers, h2load, Chromium, brotli, matplotlib, libh2o's
+# evloop flavour for the libh2o-evloop experiment target) and
 # playwright-core from npm (tests/bench/pageload/package-lock.json; no browser is downloaded),
 # builds a release h2front in build-bench/ unless H2FRONT_BIN names one, and runs bench.py.
 # Results: tests/bench/results/latest.{md,json,png} for a full run, tests/bench/results/quick/ for
@@ -32,7 +33,7 @@ done
 
 # --- packages -------------------------------------------------------------------------------
 packages="nginx-light haproxy h2o nghttp2-proxy nghttp2-client chromium brotli python3-matplotlib
-          python3-cherrypy3 python3-h2 curl openssl iproute2 util-linux linux-perf"
+          python3-cherrypy3 python3-h2 curl openssl iproute2 util-linux linux-perf libh2o-evloop-dev"
 missing=""
 for p in $packages; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

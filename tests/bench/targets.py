@@ -33,10 +33,12 @@ ACCEPT_ENCODING = 'gzip, deflate, br'  # what Chromium sends
 
 # h2front's upstream.max_connections in front of the fast nginx backend. In front of CherryPy it
 # is 10 (its thread pool: more connections only queue there). A backend that takes thousands of
-# connections gets a larger bound, as an operator would set it: the peers open one connection per
-# concurrent stream (256 in api-mux), h2front at most 64. With 10, 256 streams queue for 10
-# connections and each loop pass handles fewer events, which costs about 1-2 us per request.
-FAST_BACKEND_MAX_CONNECTIONS = 64
+# connections gets a bound as large as the load's concurrency, as an operator would set it and as
+# many as the peers open (one per concurrent stream: 256 in api-mux), so that the comparison is of
+# the proxies and not of their pool sizes. A smaller bound queues requests inside h2front and costs
+# it about 1 us per request in api-mux (64: 16.7 us against 15.5-16.0; see README); --fast-max-
+# connections sets another.
+FAST_BACKEND_MAX_CONNECTIONS = 256
 DASHBOARD_MAX_CONNECTIONS = 10
 
 # The login page's static files, as Chromium fetches them (shared/research/ceph-dashboard-measured.md §3).
@@ -369,6 +371,27 @@ def wait_ready(server, check_path, headers=(), want=None, timeout=60):
                        % (server.name, timeout, last, server.log_tail()))
 
 
+# Experiment targets, only run when --targets names them: libh2o's own proxy handler
+# (peers/libh2o-proxy.c) built against each of Debian's two libh2o flavours, to tell the event
+# loop's share in a difference between h2front (libuv) and the h2o binary (evloop).
+LIBH2O_PROXIES = {
+    'libh2o-uv': ('libh2o-dev', ['-lh2o', '-luv']),
+    'libh2o-evloop': ('libh2o-evloop-dev', ['-DH2O_USE_EPOLL=1', '-lh2o-evloop']),
+}
+
+
+def build_libh2o_proxy(ws, name):
+    """Compile peers/libh2o-proxy.c for the flavour `name` into the work directory, once."""
+    package, flags = LIBH2O_PROXIES[name]
+    binary = ws.dir / name
+    if not binary.exists():
+        if subprocess.run(['dpkg-query', '-W', package], capture_output=True).returncode != 0:
+            raise RuntimeError('%s needs Debian\'s %s: apt-get install %s' % (name, package, package))
+        subprocess.run(['cc', '-O2', '-Wall', '-Wextra', '-Werror', '-o', binary, BENCH / 'peers' / 'libh2o-proxy.c',
+                        *flags, '-lssl', '-lcrypto', '-lz'], check=True)
+    return binary
+
+
 def start_target(ws, name, backend, check_path, check_headers=()):
     """Start the target `name` in front of `backend` and wait until it answers."""
     if name == 'direct':
@@ -388,6 +411,8 @@ def start_target(ws, name, backend, check_path, check_headers=()):
         argv = [ws.h2front_bin, '-c', conf]
         if assets:  # ready once the build is in memory: the backend never sends brotli
             want = 'content-encoding: br'
+    elif name in LIBH2O_PROXIES:
+        argv = [build_libh2o_proxy(ws, name), port, ws.cert, ws.key, 'http://127.0.0.1:%d/' % backend.port]
     elif name in ('h2o', 'h2o-static'):
         conf = render(name + '.yaml.in', workdir / 'h2o.yaml', **common)
         argv = ['h2o', '-c', conf]
