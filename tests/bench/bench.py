@@ -449,11 +449,12 @@ def select(args, all_scenarios):
 
 def filter_targets(args, names):
     """The scenario's targets that this run measures. The libh2o experiment targets run only when
-    --targets names them."""
+    --targets names them, and in the smoke run, so that they keep building."""
     asked = set(t.strip() for t in args.targets.split(',')) if args.targets else set()
-    names = [n for n in names if n not in targets.LIBH2O_PROXIES or n in asked]
+    names = [n for n in names if n not in targets.LIBH2O_PROXIES or n in asked or args.smoke]
     if args.smoke:
-        keep = {'h2front', 'h2front-assets', 'nginx', 'nginx-static', 'dashboard', 'haproxy-mc10'}  # not -no103
+        keep = {'h2front', 'h2front-assets', 'nginx', 'nginx-static', 'dashboard', 'haproxy-mc10',  # not -no103
+                *targets.LIBH2O_PROXIES}
         names = [n for n in names if n in keep]
     if args.targets:
         names = [n for n in names if n in asked | {'h2front', 'h2front-assets'}]

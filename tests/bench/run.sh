@@ -3,7 +3,7 @@
 #
 #   tests/bench/run.sh                       full run (5 interleaved runs of everything, about an hour)
 #   tests/bench/run.sh --quick               one short run of everything (a few minutes)
-#   tests/bench/run.sh --quick --smoke       h2front and nginx only, the shortest runs (CI, meson test bench_smoke)
+#   tests/bench/run.sh --quick --smoke       a few targets, the shortest runs (CI, meson test bench_smoke)
 #   tests/bench/run.sh --only idle,pageload  some scenarios (names or groups: fast, dashboard, assets)
 #   tests/bench/run.sh --help                every option of tests/bench/bench.py
 #
