@@ -71,7 +71,6 @@ static int path_is_clean(h2o_iovec_t path)
  * HTTP/1.1 closes the connection: what follows the request on it cannot be trusted. */
 static int refuse_request(h2o_req_t *req, int status, const char *reason, const char *body)
 {
-    memset(&req->res.headers, 0, sizeof(req->res.headers));
     forward_add_dashboard_security_headers(req);
     h2o_send_error_generic(req, status, reason, body, H2O_SEND_ERROR_HTTP1_CLOSE_CONNECTION | H2O_SEND_ERROR_KEEP_HEADERS);
     return 0;

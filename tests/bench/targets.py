@@ -36,8 +36,8 @@ ACCEPT_ENCODING = 'gzip, deflate, br'  # what Chromium sends
 # connections gets a bound as large as the load's concurrency, as an operator would set it and as
 # many as the peers open (one per concurrent stream: 256 in api-mux), so that the comparison is of
 # the proxies and not of their pool sizes. A smaller bound queues requests inside h2front and costs
-# it about 1 us per request in api-mux (64: 16.7 us against 15.5-16.0; see README); --fast-max-
-# connections sets another.
+# it about 1 us per request in api-mux (with 64: 1.04x to 1.10x the best peer in four full runs;
+# see README); --fast-max-connections sets another.
 FAST_BACKEND_MAX_CONNECTIONS = 256
 DASHBOARD_MAX_CONNECTIONS = 10
 
@@ -371,7 +371,7 @@ def wait_ready(server, check_path, headers=(), want=None, timeout=60):
                        % (server.name, timeout, last, server.log_tail()))
 
 
-# Experiment targets, only run when --targets names them: libh2o's own proxy handler
+# Experiment targets, run when --targets names them and in the smoke run: libh2o's own proxy handler
 # (peers/libh2o-proxy.c) built against each of Debian's two libh2o flavours, to tell the event
 # loop's share in a difference between h2front (libuv) and the h2o binary (evloop).
 LIBH2O_PROXIES = {
