@@ -1129,6 +1129,7 @@ static const struct key_spec limits_keys[] = {
     NUMBER("request_body", apply_u64, SIZE, CFG(limits.request_body), 0, GIB, "write it like request_body: 16MiB"),
     NUMBER("header_count", apply_unsigned, COUNT, CFG(limits.header_count), 1, 10000, "write it like header_count: 100"),
     NUMBER("header_bytes", apply_u64, SIZE, CFG(limits.header_bytes), KIB, MIB, "write it like header_bytes: 64KiB"),
+    NUMBER("stream_resets", apply_unsigned, COUNT, CFG(limits.stream_resets), 1, 1000000, "write it like stream_resets: 200"),
     {NULL},
 };
 
@@ -1200,6 +1201,7 @@ void config_init(struct config *cfg)
     cfg->limits.request_body = 16 * MIB;
     cfg->limits.header_count = 100;
     cfg->limits.header_bytes = 64 * KIB;
+    cfg->limits.stream_resets = 200;
     cfg->front.idle_timeout = 60 * SECOND;
     cfg->front.stall_timeout = 30 * SECOND;
     cfg->front.handshake_timeout = 10 * SECOND;

@@ -74,6 +74,7 @@ struct config {
         uint64_t request_body; /* bytes; default 16 MiB */
         unsigned header_count; /* default 100 */
         uint64_t header_bytes; /* request line + headers; default 64 KiB */
+        unsigned stream_resets; /* HTTP/2 streams a client may reset beyond those it lets finish; default 200 */
     } limits;
 
     struct {

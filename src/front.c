@@ -8,6 +8,7 @@
 #include "assets.h"
 #include "forward.h"
 #include "front.h"
+#include "h2guard.h"
 #include "health.h"
 #include "listener.h"
 #include "log.h"
@@ -21,6 +22,7 @@ struct front {
     h2o_globalconf_t globalconf;
     h2o_globalconf_t redirect_conf; /* plain listeners with `redirect: true` */
     h2o_context_t ctx;
+    uv_check_t *guard_check; /* once per loop iteration: h2guard watches new HTTP/2 connections */
     struct upstream *upstream;
     struct health *health;
     struct proxy *proxy;
@@ -76,11 +78,12 @@ static int refuse_request(h2o_req_t *req, int status, const char *reason, const 
     return 0;
 }
 
-/* First handler of the chain: enforces what libh2o 2.2.5 does not (header count and size) before
- * anything is forwarded. Passes the request on (-1) when it is within limits. */
+/* First handler of the chain: enforces what libh2o 2.2.5 does not (header count and size, stream
+ * resets) before anything is forwarded. Passes the request on (-1) when it is within limits. */
 static int on_req_check_limits(h2o_handler_t *self, h2o_req_t *req)
 {
     const struct config *cfg = ((struct limits_handler *)self)->cfg;
+    h2guard_watch(req, cfg->limits.stream_resets);
     if (req->headers.size > cfg->limits.header_count || request_header_bytes(req) > cfg->limits.header_bytes)
         return refuse_request(req, 431, "Request Header Fields Too Large",
                               "h2front: request headers exceed limits.header_count or limits.header_bytes\n");
@@ -267,6 +270,22 @@ static int open_listener(struct front *f, size_t i)
     return 0;
 }
 
+static void on_loop_iteration(uv_check_t *check)
+{
+    struct front *f = check->data;
+    h2guard_watch_new_connections(&f->ctx, f->cfg->limits.stream_resets);
+}
+
+/* Its own allocation: the handle outlives front_destroy until libuv has closed it. */
+static void start_guard_check(struct front *f)
+{
+    f->guard_check = h2o_mem_alloc(sizeof(*f->guard_check));
+    uv_check_init(f->loop, f->guard_check);
+    f->guard_check->data = f;
+    uv_check_start(f->guard_check, on_loop_iteration);
+    uv_unref((uv_handle_t *)f->guard_check); /* never what keeps the loop running */
+}
+
 struct front *front_create(const struct config *cfg, uv_loop_t *loop)
 {
     struct front *f = h2o_mem_alloc(sizeof(*f));
@@ -275,6 +294,7 @@ struct front *front_create(const struct config *cfg, uv_loop_t *loop)
     f->loop = loop;
     build_configuration(f);
     h2o_context_init(&f->ctx, loop, &f->globalconf);
+    start_guard_check(f);
     if ((f->upstream = upstream_create(&f->ctx, cfg)) == NULL)
         goto Error;
     f->health = health_create(f->upstream, cfg);
@@ -328,6 +348,8 @@ void front_destroy(struct front *f)
     if (f == NULL)
         return;
     close_listeners(f);
+    if (f->guard_check != NULL)
+        uv_close((uv_handle_t *)f->guard_check, (uv_close_cb)free);
     for (size_t i = 0; i != f->num_listeners; ++i)
         if (f->accept_ctxs[i].ssl_ctx != NULL)
             SSL_CTX_free(f->accept_ctxs[i].ssl_ctx);

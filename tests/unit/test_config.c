@@ -147,6 +147,7 @@ static void test_defaults(void)
     CHECK(cfg.limits.request_body == 16 * 1024 * 1024);
     CHECK(cfg.limits.header_count == 100);
     CHECK(cfg.limits.header_bytes == 64 * 1024);
+    CHECK(cfg.limits.stream_resets == 200);
     CHECK(cfg.front.idle_timeout == 60000);
     CHECK(cfg.front.stall_timeout == 30000);
     CHECK(cfg.front.handshake_timeout == 10000);
@@ -213,6 +214,7 @@ static void test_full_config(void)
              "  request_body: 0\n"
              "  header_count: 10000\n"
              "  header_bytes: 1.5KiB\n"
+             "  stream_resets: 1\n"
              "front:\n"
              "  idle_timeout: 1s\n"
              "  stall_timeout: 100ms\n"
@@ -259,6 +261,7 @@ static void test_full_config(void)
     CHECK(cfg.upstream.io_timeout == 3600000);
     CHECK(cfg.upstream.response_buffer == 4096);
     CHECK(cfg.limits.request_body == 0 && cfg.limits.header_count == 10000 && cfg.limits.header_bytes == 1536);
+    CHECK(cfg.limits.stream_resets == 1);
     CHECK(cfg.front.idle_timeout == 1000 && cfg.front.stall_timeout == 100);
     CHECK(cfg.front.handshake_timeout == 600000 && cfg.front.max_streams == 256);
     CHECK(cfg.assets.root != NULL && strcmp(cfg.assets.root, "/tmp") == 0);
@@ -378,6 +381,8 @@ static void test_bad_numbers(void)
                  "t.yaml:7:20: upstream.max_connections: \"ten\" is not a whole number;");
     EXPECT_ERROR(BASE "upstream:\n  max_connections: 1.5\n",
                  "t.yaml:7:20: upstream.max_connections: \"1.5\" is not a whole number;");
+    EXPECT_ERROR(BASE "limits:\n  stream_resets: 0\n",
+                 "t.yaml:7:18: limits.stream_resets: \"0\" is out of range; use 1 to 1000000");
     EXPECT_ERROR(BASE "front:\n  max_streams: -1\n", "t.yaml:7:16: front.max_streams: \"-1\" is negative;");
     EXPECT_ERROR(BASE "front:\n  max_streams: 99999999999999999999999\n",
                  "t.yaml:7:16: front.max_streams: \"99999999999999999999999\" is too large;");

@@ -1,0 +1,157 @@
+"""HTTP/2 abuse that Debian's libh2o 2.2.5 does not stop by itself, and that h2front must: Rapid
+Reset (CVE-2023-44487), streams opened and cancelled at once so that the concurrent-stream limit
+never bites. A real HTTP/2 client (python3-h2) plays the attacker; the backend counts what reaches
+it; a second client checks that everybody else is still served."""
+
+import select
+import ssl
+import time
+
+import h2.errors
+import h2.events
+import h2.exceptions
+
+from harness import free_port, h2_connection
+
+
+def front_yaml(port, backend, extra=''):
+    return f"""
+listen:
+  - address: "127.0.0.1:{port}"
+    tls: self-signed
+backends:
+  - url: {backend.url}
+health_check:
+  interval: 1h
+{extra}"""
+
+
+def open_and_reset(conn, count, method='GET', path='/json', batch=50):
+    """Opens `count` streams and resets each at once (CANCEL), `batch` pairs per write, the way a
+    Rapid Reset attacker does. Stops early when the server has closed the connection; returns
+    how many pairs went out."""
+    sent = 0
+    try:
+        while sent < count:
+            for _ in range(min(batch, count - sent)):
+                stream_id = conn.h2.get_next_available_stream_id()
+                conn.h2.send_headers(stream_id, [(':method', method), (':scheme', 'https'), (':authority', conn.authority),
+                                                 (':path', path)], end_stream=method == 'GET')
+                conn.h2.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
+                sent += 1
+            conn._flush()
+    except (OSError, ssl.SSLError):
+        pass  # the server closed the connection under us: what the test waits for
+    return sent
+
+
+def read_until_closed(conn, timeout=5):
+    """Reads what the server sends until it closes the connection; returns the GOAWAY event (or
+    None) and whether the connection was closed within `timeout`."""
+    goaway, deadline = None, time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not conn.sock.pending() and not select.select([conn.sock], [], [], deadline - time.monotonic())[0]:
+            break
+        try:
+            data = conn.sock.recv(65536)
+        except (OSError, ssl.SSLError):
+            return goaway, True
+        if not data:
+            return goaway, True
+        for event in conn.h2.receive_data(data):
+            if isinstance(event, h2.events.ConnectionTerminated):
+                goaway = event
+    return goaway, False
+
+
+def test_rapid_reset_ends_the_connection_with_goaway_and_spares_the_backend(tmp_path, testserver, h2front):
+    port = free_port()
+    front = h2front(front_yaml(port, testserver, 'limits: { stream_resets: 50 }'))
+    with h2_connection(port) as attacker:
+        assert attacker.request('GET', '/json').status == 200  # also waits out h2front's first health probe
+        before = testserver.stats()['requests']
+        sent = open_and_reset(attacker, 5000)
+        goaway, closed = read_until_closed(attacker)
+    assert goaway is not None and closed, 'h2front kept serving a client that reset %d streams' % sent
+    assert goaway.error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+    assert b'limits.stream_resets' in (goaway.additional_data or b'')
+    # one finished stream, then at most 51 cancelled ones before the 52nd reset ends it all
+    assert goaway.last_stream_id <= 2 * 53 + 1, goaway.last_stream_id
+    assert testserver.stats()['requests'] - before <= 52
+    assert 'reset 52 of its 53 streams (limits.stream_resets: 50)' in front.log()
+    with h2_connection(port) as bystander:
+        assert bystander.request('GET', '/json').status == 200
+
+
+def test_streams_reset_before_any_request_completes_count_too(tmp_path, testserver, h2front):
+    """POST streams whose body never comes reach no handler; libh2o alone would let a client
+    open and cancel them forever. h2front watches every HTTP/2 connection from its second read."""
+    port = free_port()
+    front = h2front(front_yaml(port, testserver, 'limits: { stream_resets: 50 }'))
+    with h2_connection(port) as warmup:
+        assert warmup.request('GET', '/json').status == 200
+    before = testserver.stats()['requests']
+    with h2_connection(port) as attacker:
+        open_and_reset(attacker, 5000, method='POST', path='/echo')
+        goaway, closed = read_until_closed(attacker)
+    assert goaway is not None and closed
+    assert goaway.error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+    assert testserver.stats()['requests'] == before
+    assert 'reset 51 of its 51 streams' in front.log()
+
+
+def test_default_budget_is_two_hundred(tmp_path, testserver, h2front):
+    port = free_port()
+    front = h2front(front_yaml(port, testserver))
+    with h2_connection(port) as attacker:
+        assert attacker.request('GET', '/json').status == 200
+        open_and_reset(attacker, 1000)
+        goaway, closed = read_until_closed(attacker)
+    assert goaway is not None and goaway.error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM and closed
+    assert 'reset 202 of its 203 streams (limits.stream_resets: 200)' in front.log()
+
+
+def test_a_client_that_lets_streams_finish_may_cancel_some(tmp_path, testserver, h2front):
+    """A browser cancels streams when the user moves on (a route change aborts its API calls), but
+    lets far more finish: it keeps its connection, however many it cancels over time."""
+    port = free_port()
+    front = h2front(front_yaml(port, testserver, 'limits: { stream_resets: 20 }'))
+    with h2_connection(port) as browser:
+        for _ in range(3):  # 90 cancelled in all, far over the budget, but 120 finished
+            responses = browser.get_many(['/json'] * 40)
+            assert [r.status for r in responses] == [200] * 40
+            assert open_and_reset(browser, 30) == 30
+        assert browser.request('GET', '/json').status == 200
+        assert browser.goaway is None
+    assert '[h2guard]' not in front.log()
+
+
+def test_streams_reset_mid_response_count_and_the_proxy_stays_up(tmp_path, testserver, h2front):
+    """Streams cancelled while their answer streams (the backend still sending) count as resets as
+    well; the connection ends, the backend connections are kept or closed cleanly, and a new
+    client is served at once."""
+    port = free_port()
+    front = h2front(front_yaml(port, testserver, 'limits: { stream_resets: 5 }'))
+    with h2_connection(port) as attacker:
+        assert attacker.request('GET', '/json').status == 200
+        goaway = None
+        for _ in range(10):
+            stream_id = attacker.h2.get_next_available_stream_id()
+            attacker.h2.send_headers(stream_id, [(':method', 'GET'), (':scheme', 'https'), (':authority', attacker.authority),
+                                                 (':path', '/chunked?chunks=50&delay=0.02')], end_stream=True)
+            try:
+                attacker._flush()
+                while True:  # wait for the response head: the stream is answering
+                    events = attacker._receive_events('response head')
+                    goaway = next((e for e in events if isinstance(e, h2.events.ConnectionTerminated)), goaway)
+                    if goaway or any(isinstance(e, h2.events.ResponseReceived) for e in events):
+                        break
+                attacker.h2.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
+                attacker._flush()
+            except (OSError, ssl.SSLError, h2.exceptions.ProtocolError):
+                break
+        goaway = read_until_closed(attacker)[0] or goaway
+    assert goaway is not None and goaway.error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+    assert 'reset 7 of its 8 streams (limits.stream_resets: 5)' in front.log()
+    with h2_connection(port) as bystander:
+        assert bystander.request('GET', '/json').status == 200
