@@ -23,6 +23,7 @@ struct front {
     h2o_globalconf_t redirect_conf; /* plain listeners with `redirect: true` */
     h2o_context_t ctx;
     uv_check_t *guard_check; /* once per loop iteration: h2guard watches new HTTP/2 connections */
+    struct h2guard_limits guard_limits;
     struct upstream *upstream;
     struct health *health;
     struct proxy *proxy;
@@ -39,6 +40,7 @@ struct front {
 struct limits_handler {
     h2o_handler_t super;
     const struct config *cfg;
+    struct h2guard_limits guard;
 };
 
 struct redirect_handler {
@@ -82,8 +84,9 @@ static int refuse_request(h2o_req_t *req, int status, const char *reason, const 
  * resets) before anything is forwarded. Passes the request on (-1) when it is within limits. */
 static int on_req_check_limits(h2o_handler_t *self, h2o_req_t *req)
 {
-    const struct config *cfg = ((struct limits_handler *)self)->cfg;
-    h2guard_watch(req, cfg->limits.stream_resets);
+    struct limits_handler *limits = (struct limits_handler *)self;
+    const struct config *cfg = limits->cfg;
+    h2guard_watch(req, &limits->guard);
     if (req->headers.size > cfg->limits.header_count || request_header_bytes(req) > cfg->limits.header_bytes)
         return refuse_request(req, 431, "Request Header Fields Too Large",
                               "h2front: request headers exceed limits.header_count or limits.header_bytes\n");
@@ -202,6 +205,14 @@ static uint16_t first_tls_port(const struct config *cfg)
     return 443;
 }
 
+/* HTTP/2 abuse limits. A header block gets twice limits.header_count fields (and room for the
+ * pseudo-headers) before the connection ends: up to there a request over the limit still gets
+ * its 431 from on_req_check_limits; beyond, it is a flood that must not be decoded at all. */
+static struct h2guard_limits guard_limits_of(const struct config *cfg)
+{
+    return (struct h2guard_limits){.reset_budget = cfg->limits.stream_resets, .max_fields = 2 * cfg->limits.header_count + 16};
+}
+
 static void apply_front_settings(h2o_globalconf_t *gc, const struct config *cfg)
 {
     h2o_config_init(gc);
@@ -229,6 +240,7 @@ static void build_configuration(struct front *f)
     struct limits_handler *limits = (void *)h2o_create_handler(root, sizeof(*limits));
     limits->super.on_req = on_req_check_limits;
     limits->cfg = f->cfg;
+    limits->guard = guard_limits_of(f->cfg);
     struct assets_handler *assets = (void *)h2o_create_handler(root, sizeof(*assets));
     assets->super.on_req = on_req_assets;
     assets->front = f;
@@ -273,12 +285,13 @@ static int open_listener(struct front *f, size_t i)
 static void on_loop_iteration(uv_check_t *check)
 {
     struct front *f = check->data;
-    h2guard_watch_new_connections(&f->ctx, f->cfg->limits.stream_resets);
+    h2guard_watch_new_connections(&f->ctx, &f->guard_limits);
 }
 
 /* Its own allocation: the handle outlives front_destroy until libuv has closed it. */
 static void start_guard_check(struct front *f)
 {
+    f->guard_limits = guard_limits_of(f->cfg);
     f->guard_check = h2o_mem_alloc(sizeof(*f->guard_check));
     uv_check_init(f->loop, f->guard_check);
     f->guard_check->data = f;

@@ -1,8 +1,10 @@
 """HTTP/2 abuse that Debian's libh2o 2.2.5 does not stop by itself, and that h2front must: Rapid
 Reset (CVE-2023-44487), streams opened and cancelled at once so that the concurrent-stream limit
-never bites. A real HTTP/2 client (python3-h2) plays the attacker; the backend counts what reaches
-it; a second client checks that everybody else is still served."""
+never bites; and header floods, header blocks that decode into hundreds of thousands of fields.
+A real HTTP/2 client (python3-h2) plays the attacker; the backend counts what reaches it; a
+second client checks that everybody else is still served."""
 
+import json
 import select
 import ssl
 import time
@@ -155,3 +157,70 @@ def test_streams_reset_mid_response_count_and_the_proxy_stays_up(tmp_path, tests
     assert 'reset 7 of its 8 streams (limits.stream_resets: 5)' in front.log()
     with h2_connection(port) as bystander:
         assert bystander.request('GET', '/json').status == 200
+
+
+def rss_kib(pid):
+    with open('/proc/%d/status' % pid) as status:
+        return next(int(line.split()[1]) for line in status if line.startswith('VmRSS:'))
+
+
+def send_header_block(conn, fields, method='POST', path='/echo'):
+    """Opens a stream whose header block carries `fields` (name, value) pairs after the request's
+    pseudo-headers; a POST leaves the stream open, waiting for a body that never comes."""
+    stream_id = conn.h2.get_next_available_stream_id()
+    conn.h2.send_headers(stream_id, [(':method', method), (':scheme', 'https'), (':authority', conn.authority),
+                                     (':path', path)] + list(fields), end_stream=method == 'GET')
+    try:
+        conn._flush()
+    except (OSError, ssl.SSLError):
+        pass  # closed while we sent: the test reads why
+    return stream_id
+
+
+def test_header_flood_ends_the_connection_before_it_is_decoded(tmp_path, testserver, h2front):
+    """150,000 one-byte references to HPACK's static table, 300 KB over CONTINUATION frames: libh2o
+    2.2.5 alone decodes them into 150,000 fields (about 20 MB) and keeps them while the stream
+    waits for its body. h2front counts the fields first and ends the connection."""
+    port = free_port()
+    front = h2front(front_yaml(port, testserver))
+    with h2_connection(port) as warmup:
+        assert warmup.request('GET', '/json').status == 200
+    before = rss_kib(front.pid)
+    with h2_connection(port) as attacker:
+        send_header_block(attacker, [('accept', '')] * 150000)
+        goaway, closed = read_until_closed(attacker)
+    assert goaway is not None and closed
+    assert goaway.error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+    assert b'limits.header_count' in (goaway.additional_data or b'')
+    assert 'sent a header block of more than 216 fields (limits.header_count)' in front.log()
+    assert rss_kib(front.pid) - before < 8 * 1024, 'h2front grew by %d KiB' % (rss_kib(front.pid) - before)
+    with h2_connection(port) as bystander:
+        assert bystander.request('GET', '/json').status == 200
+
+
+def test_near_misses_still_get_431_and_only_floods_end_the_connection(tmp_path, testserver, h2front):
+    """Up to twice limits.header_count fields (plus room for pseudo-headers) a request is decoded
+    and refused with 431 on a connection that goes on; beyond, the block is not decoded at all."""
+    port = free_port()
+    front = h2front(front_yaml(port, testserver, 'limits: { header_count: 20 }'))
+    with h2_connection(port) as conn:
+        assert conn.request('GET', '/json').status == 200
+        assert conn.request('GET', '/json', [('x-h%d' % i, 'v') for i in range(52)]).status == 431
+        assert conn.request('GET', '/json').status == 200
+        send_header_block(conn, [('x-h%d' % i, 'v') for i in range(53)], method='GET', path='/json')
+        goaway, closed = read_until_closed(conn)
+    assert goaway is not None and goaway.error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM and closed
+    assert 'more than 56 fields' in front.log()
+
+
+def test_a_large_header_block_over_continuation_frames_is_forwarded(tmp_path, testserver, h2front):
+    """A 40 KB cookie needs HEADERS and CONTINUATION frames; the guard joins them to count and lets
+    the request through untouched."""
+    port = free_port()
+    h2front(front_yaml(port, testserver))
+    cookie = 'token=' + 'x' * 40000
+    with h2_connection(port) as conn:
+        response = conn.request('GET', '/echo', [('cookie', cookie), ('x-after-cookie', 'yes')])
+    assert response.status == 200
+    echoed = dict((name.lower(), value) for name, value in json.loads(response.body)['headers'])
+    assert echoed['cookie'] == cookie and echoed['x-after-cookie'] == 'yes'
