@@ -6,14 +6,17 @@ second client checks that everybody else is still served."""
 
 import json
 import select
+import socket
 import ssl
 import time
 
 import h2.errors
 import h2.events
 import h2.exceptions
+import h2.settings
+import pytest
 
-from harness import free_port, h2_connection
+from harness import SANITIZED, free_port, h2_connection
 
 
 def front_yaml(port, backend, extra=''):
@@ -164,6 +167,13 @@ def rss_kib(pid):
         return next(int(line.split()[1]) for line in status if line.startswith('VmRSS:'))
 
 
+def assert_grew_less_than(front, before_kib, limit_kib):
+    """h2front's RSS grew by less than limit_kib since before_kib (not checked in a sanitizer
+    build: see harness.SANITIZED)."""
+    grown = rss_kib(front.pid) - before_kib
+    assert SANITIZED or grown < limit_kib, 'h2front grew by %d KiB' % grown
+
+
 def send_header_block(conn, fields, method='POST', path='/echo'):
     """Opens a stream whose header block carries `fields` (name, value) pairs after the request's
     pseudo-headers; a POST leaves the stream open, waiting for a body that never comes."""
@@ -193,7 +203,7 @@ def test_header_flood_ends_the_connection_before_it_is_decoded(tmp_path, testser
     assert goaway.error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
     assert b'limits.header_count' in (goaway.additional_data or b'')
     assert 'sent a header block of more than 216 fields (limits.header_count)' in front.log()
-    assert rss_kib(front.pid) - before < 8 * 1024, 'h2front grew by %d KiB' % (rss_kib(front.pid) - before)
+    assert_grew_less_than(front, before, 8 * 1024)
     with h2_connection(port) as bystander:
         assert bystander.request('GET', '/json').status == 200
 
@@ -224,3 +234,103 @@ def test_a_large_header_block_over_continuation_frames_is_forwarded(tmp_path, te
     assert response.status == 200
     echoed = dict((name.lower(), value) for name, value in json.loads(response.body)['headers'])
     assert echoed['cookie'] == cookie and echoed['x-after-cookie'] == 'yes'
+
+
+@pytest.mark.parametrize('frame', ['PING', 'SETTINGS'])
+def test_control_frame_flood_from_a_client_that_never_reads(tmp_path, testserver, h2front, frame):
+    """Each PING and SETTINGS frame asks for an answer; a client that sends them without reading
+    would make a server queue answers without end (CVE-2019-9512, -9515). Debian's libh2o stops
+    reading such a client once 512 KB of answers wait; front.idle_timeout then ends it. Checked
+    here in h2front's configuration: memory stays flat, the connection ends, others are served."""
+    port = free_port()
+    front = h2front(front_yaml(port, testserver, 'front: { idle_timeout: 2s }'))
+    with h2_connection(port) as warmup:
+        assert warmup.request('GET', '/json').status == 200
+    before = rss_kib(front.pid)
+    attacker = h2_connection(port)
+    attacker.sock.setblocking(False)
+    sent, started, closed = 0, time.monotonic(), False
+    while time.monotonic() - started < 15:
+        for _ in range(1000):
+            if frame == 'PING':
+                attacker.h2.ping(b'flooding')
+            else:
+                attacker.h2.update_settings({h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 100})
+        try:
+            sent += attacker.sock.send(attacker.h2.data_to_send())
+        except (ssl.SSLWantWriteError, BlockingIOError):
+            time.sleep(0.05)  # h2front stopped reading; we keep trying, as an attacker would
+        except (OSError, ssl.SSLError):
+            closed = True
+            break
+    attacker.sock.close()
+    assert closed, 'a flooding client that never reads kept its connection for 15 s'
+    assert sent > 1024 * 1024  # the flood really went out before h2front stopped reading
+    assert_grew_less_than(front, before, 16 * 1024)
+    with h2_connection(port) as bystander:
+        assert bystander.request('GET', '/json').status == 200
+
+
+def test_a_header_block_that_never_ends_is_bounded(tmp_path, testserver, h2front):
+    """CONTINUATION frames without END_HEADERS, on and on (the 2024 CONTINUATION floods): libh2o
+    buffers a block up to 417 KB (H2O_MAX_REQLEN), refuses the stream, and ends the connection at
+    the next CONTINUATION. Raw frames, since python3-h2 will not send a block without an end."""
+    port = free_port()
+    front = h2front(front_yaml(port, testserver))
+    with h2_connection(port) as warmup:
+        assert warmup.request('GET', '/json').status == 200
+    before = rss_kib(front.pid)
+    attacker = h2_connection(port)
+    fragment = b'\x93' * 16384  # one-byte references to the static table's "accept"
+
+    def frame(frame_type, stream_id=1):
+        return len(fragment).to_bytes(3, 'big') + bytes([frame_type, 0]) + stream_id.to_bytes(4, 'big') + fragment
+
+    closed = False
+    try:
+        attacker.sock.sendall(frame(0x1))  # HEADERS without END_HEADERS
+        for _ in range(200):  # 3.2 MB of CONTINUATION
+            attacker.sock.sendall(frame(0x9))
+    except (OSError, ssl.SSLError):
+        closed = True
+    deadline = time.monotonic() + 5
+    while not closed and time.monotonic() < deadline:  # raw bytes: python3-h2 knows nothing of stream 1
+        if attacker.sock.pending() or select.select([attacker.sock], [], [], deadline - time.monotonic())[0]:
+            try:
+                closed = attacker.sock.recv(65536) == b''
+            except (OSError, ssl.SSLError):
+                closed = True
+    attacker.sock.close()
+    assert closed
+    assert_grew_less_than(front, before, 8 * 1024)
+    with h2_connection(port) as bystander:
+        assert bystander.request('GET', '/json').status == 200
+
+
+def test_an_idle_connection_gets_goaway_then_is_closed(tmp_path, testserver, h2front):
+    port = free_port()
+    h2front(front_yaml(port, testserver, 'front: { idle_timeout: 1s }'))
+    with h2_connection(port) as client:
+        assert client.request('GET', '/json').status == 200
+        started = time.monotonic()
+        goaway, closed = read_until_closed(client, timeout=6)
+        waited = time.monotonic() - started
+    assert goaway is not None and goaway.error_code == h2.errors.ErrorCodes.NO_ERROR and closed
+    assert 0.9 <= waited < 4, waited
+
+
+def test_a_client_that_never_completes_its_handshake_is_cut(tmp_path, testserver, h2front):
+    """A TCP connection that sends nothing (or half a ClientHello) holds a socket until
+    front.handshake_timeout."""
+    port = free_port()
+    h2front(front_yaml(port, testserver, 'front: { handshake_timeout: 500ms }'))
+    with socket.create_connection(('127.0.0.1', port)) as silent, socket.create_connection(('127.0.0.1', port)) as half:
+        half.sendall(b'\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03')  # the start of a ClientHello
+        started = time.monotonic()
+        for sock in (silent, half):
+            sock.settimeout(5)
+            try:
+                assert sock.recv(1024) == b''
+            except ConnectionResetError:
+                pass
+        assert time.monotonic() - started < 3
