@@ -49,14 +49,15 @@ def _default_h2front_bin():
 
 H2FRONT_BIN = _default_h2front_bin()
 
-# The binary under test is built with sanitizers (meson sets this from b_sanitize). Its RSS then
-# says little about h2front: AddressSanitizer keeps freed memory in quarantine (256 MB) and adds
-# shadow memory, so tests measure memory only when this is empty.
-SANITIZED = os.environ.get('H2FRONT_SANITIZED', '')
 
 # Every h2front the tests start runs under this command when set, e.g. for a sweep of the whole
 # suite under memcheck: H2FRONT_WRAPPER='valgrind --error-exitcode=99 --log-file=/tmp/vg.%p'
 H2FRONT_WRAPPER = shlex.split(os.environ.get('H2FRONT_WRAPPER', ''))
+
+# Whether h2front's RSS is h2front's own: not when it runs under a wrapper (valgrind), nor when it
+# is built with sanitizers (meson sets H2FRONT_SANITIZED from b_sanitize): AddressSanitizer keeps
+# freed memory in quarantine (256 MB) and adds shadow memory. Tests measure memory only if so.
+RSS_IS_H2FRONTS = not (H2FRONT_WRAPPER or os.environ.get('H2FRONT_SANITIZED'))
 
 sys.path.insert(0, str(BACKEND_DIR))
 from testserver import chunk_byte, pattern_bytes  # noqa: E402  (re-exported for tests)
@@ -73,10 +74,10 @@ def security_header_problems(response):
     return ['%s: %r' % (name, response.header(name)) for name, value in DASHBOARD_SECURITY_HEADERS.items()
             if response.header(name) != value]
 
-__all__ = ['REPO', 'H2FRONT_BIN', 'SANITIZED', 'free_port', 'make_cert', 'Proc', 'start_testserver',
+__all__ = ['REPO', 'H2FRONT_BIN', 'RSS_IS_H2FRONTS', 'free_port', 'make_cert', 'Proc', 'start_testserver',
            'start_dashboard', 'start_h2front', 'curl', 'curl_json', 'h2_connection', 'H2Client',
-           'H2Response', 'pattern_bytes', 'chunk_byte', 'API_ACCEPT', 'DASHBOARD_SECURITY_HEADERS',
-           'security_header_problems']
+           'H2Response', 'open_and_reset', 'read_until_closed', 'send_header_block', 'pattern_bytes',
+           'chunk_byte', 'API_ACCEPT', 'DASHBOARD_SECURITY_HEADERS', 'security_header_problems']
 
 API_ACCEPT = 'application/vnd.ceph.api.v1.0+json'
 
@@ -788,6 +789,60 @@ class _Exchange:
         if self.waiting:
             raise ConnectionError('GOAWAY (%s) before %d requests could start'
                                   % (event.error_code, len(self.waiting)))
+
+
+# ---------------------------------------------------------------------------------------------
+# An HTTP/2 client misbehaving on purpose (tests/integration/test_hardening.py, test_memcheck.py).
+
+def open_and_reset(conn, count, method='GET', path='/json', batch=50):
+    """Opens `count` streams and resets each at once (CANCEL), `batch` pairs per write, the way a
+    Rapid Reset attacker does. Stops early when the server has closed the connection; returns
+    how many pairs went out."""
+    sent = 0
+    try:
+        while sent < count:
+            for _ in range(min(batch, count - sent)):
+                stream_id = conn.h2.get_next_available_stream_id()
+                conn.h2.send_headers(stream_id, [(':method', method), (':scheme', 'https'), (':authority', conn.authority),
+                                                 (':path', path)], end_stream=method == 'GET')
+                conn.h2.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
+                sent += 1
+            conn._flush()
+    except (OSError, ssl.SSLError):
+        pass  # the server closed the connection under us: what the test waits for
+    return sent
+
+
+def read_until_closed(conn, timeout=5):
+    """Reads what the server sends until it closes the connection; returns the GOAWAY event (or
+    None) and whether the connection was closed within `timeout`."""
+    goaway, deadline = None, time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not conn.sock.pending() and not select.select([conn.sock], [], [], deadline - time.monotonic())[0]:
+            break
+        try:
+            data = conn.sock.recv(65536)
+        except (OSError, ssl.SSLError):
+            return goaway, True
+        if not data:
+            return goaway, True
+        for event in conn.h2.receive_data(data):
+            if isinstance(event, h2.events.ConnectionTerminated):
+                goaway = event
+    return goaway, False
+
+
+def send_header_block(conn, fields, method='POST', path='/echo'):
+    """Opens a stream whose header block carries `fields` (name, value) pairs after the request's
+    pseudo-headers; a POST leaves the stream open, waiting for a body that never comes."""
+    stream_id = conn.h2.get_next_available_stream_id()
+    conn.h2.send_headers(stream_id, [(':method', method), (':scheme', 'https'), (':authority', conn.authority),
+                                     (':path', path)] + list(fields), end_stream=method == 'GET')
+    try:
+        conn._flush()
+    except (OSError, ssl.SSLError):
+        pass  # closed while we sent: the test reads why
+    return stream_id
 
 
 def h2_connection(port, **options):

@@ -1,5 +1,6 @@
 """h2front's whole life under valgrind's memcheck: start, load assets, proxy over both protocols,
-push and hint, lose a backend, reset a stream, drain a request in flight at SIGTERM, exit.
+push and hint, lose a backend, reset a stream, end an abusive client's connection (h2guard),
+drain a request in flight at SIGTERM, exit.
 
 AddressSanitizer sees only what the compiler instrumented. h2front's memory is also touched by
 libuv and libh2o, which Debian builds without it: a struct freed while libuv still holds a
@@ -18,7 +19,7 @@ import h2.errors
 import pytest
 
 import harness
-from harness import curl, free_port, h2_connection, pattern_bytes
+from harness import curl, free_port, h2_connection, open_and_reset, pattern_bytes, read_until_closed, send_header_block
 
 VALGRIND = shutil.which('valgrind')
 
@@ -52,6 +53,8 @@ def memcheck_yaml(port, plain_port, backend, dead_port, build):
           - url: http://127.0.0.1:{dead_port}
         upstream:
           max_connections: 2
+        limits:
+          stream_resets: 20
         health_check:
           interval: 300ms
         assets:
@@ -99,6 +102,20 @@ def exercise_http2(port):
         assert again.status == 200, again
 
 
+def exercise_http2_abuse(port):
+    """h2guard ends a Rapid Reset and a header flood: its frame reader hands over to libh2o's, and
+    its per-connection state goes with the socket."""
+    with h2_connection(port, timeout=60) as attacker:
+        assert attacker.request('GET', '/json').status == 200
+        open_and_reset(attacker, 200)
+        goaway, closed = read_until_closed(attacker, timeout=60)
+        assert goaway is not None and goaway.error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM and closed, goaway
+    with h2_connection(port, timeout=60) as attacker:
+        send_header_block(attacker, [('accept', '')] * 1000)
+        goaway, closed = read_until_closed(attacker, timeout=60)
+        assert goaway is not None and goaway.error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM and closed, goaway
+
+
 def exercise_http1(port, plain_port):
     for url in ('https://127.0.0.1:%d/json' % port, 'http://127.0.0.1:%d/json' % plain_port):
         result = curl('-sk', '--http1.1', url, '-o', '/dev/null', url, '-o', '/dev/null', '-w', '%{http_code} ', timeout=60)
@@ -119,6 +136,7 @@ def test_a_whole_life_touches_no_freed_or_unowned_memory(tmp_path):
     front.proc.wait_for_log(' -> down ', 60)  # the backend nobody listens on: refused connects, every 300 ms
 
     exercise_http2(port)
+    exercise_http2_abuse(port)
     exercise_http1(port, plain_port)
 
     # SIGTERM with a request in flight: the drain lets it finish, then h2front exits on its own
