@@ -695,6 +695,7 @@ static void add_file(struct assets_lang *lang, const struct sbuf *url, const str
     memset(f, 0, sizeof(*f));
     f->path = h2o_strdup(NULL, url->base, url->len);
     f->content_type = h2o_iovec_init(type->content_type, strlen(type->content_type));
+    f->render_blocking = type->kind == KIND_SCRIPT || type->kind == KIND_STYLE;
     const char *name = basename_of(url->base, url->len);
     f->immutable = has_content_hash(name, url->base + url->len - name);
     f->cache_control = f->immutable ? h2o_iovec_init(H2O_STRLIT(IMMUTABLE)) : h2o_iovec_init(H2O_STRLIT("no-cache"));
@@ -2026,6 +2027,10 @@ static void add_response_headers(h2o_req_t *req, const struct assets_file *f, co
     forward_add_dashboard_security_headers(req);
 }
 
+/* What libh2o reads to send render-blocking files first to HTTP/2 clients that give no stream
+ * dependencies (front.c turns http2.reprioritize_blocking_assets on, as h2o does). */
+static h2o_mime_attributes_t render_blocking_attr = {.is_compressible = 1, .priority = H2O_MIME_ATTRIBUTE_PRIORITY_HIGHEST};
+
 int assets_serve(struct assets *a, h2o_req_t *req)
 {
     static h2o_generator_t generator = {NULL, NULL};
@@ -2053,6 +2058,8 @@ int assets_serve(struct assets *a, h2o_req_t *req)
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, f->content_type.base, f->content_type.len);
     if (body->encoding != NULL)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_ENCODING, NULL, body->encoding, strlen(body->encoding));
+    if (f->render_blocking) /* libh2o looks up "text/javascript" in its own MIME map, which has only application/javascript */
+        req->res.mime_attr = &render_blocking_attr;
     h2o_iovec_t buf = body->data;
     h2o_start_response(req, &generator);
     h2o_send(req, &buf, is_head ? 0 : 1, H2O_SEND_STATE_FINAL);

@@ -46,6 +46,7 @@ struct assets_file {
     h2o_iovec_t cache_control; /* "public, max-age=31536000, immutable" or "no-cache" */
     int immutable;             /* the name has a content hash (a dot-separated component of >= 16 hex digits) */
     int vary_language;         /* another language answers this path differently: Vary on Accept-Language and Cookie */
+    int render_blocking;       /* a script or stylesheet: the page cannot render before it */
     struct assets_body identity, gzip, br;
 };
 

@@ -232,6 +232,10 @@ static void build_configuration(struct front *f)
     apply_front_settings(&f->globalconf, f->cfg);
     h2o_hostconf_t *host = h2o_config_register_host(&f->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     host->http2.push_preload = f->cfg->assets.push;
+    /* as the h2o server does by default: a client that gives its streams no dependencies (Safari,
+     * h2load) gets stylesheets and scripts ahead of everything else; Chromium's dependency chain
+     * is left alone */
+    host->http2.reprioritize_blocking_assets = 1;
     if (f->cfg->assets.push) {
         host->http2.casper.capacity_bits = 13; /* h2o's default: a cookie of ~1 KB remembers what was pushed */
         host->http2.casper.track_all_types = 1;

@@ -10,6 +10,7 @@ python3-cherrypy3 live there, not in other Pythons on PATH.
 """
 
 import ctypes
+import itertools
 import json
 import os
 import re
@@ -540,6 +541,9 @@ def curl_json(*args, timeout=30):
 # exact control over request headers, resets, pushes and informational responses.
 
 
+_STREAM_ENDS = itertools.count()
+
+
 @dataclass
 class H2Response:
     """One stream's outcome. Unpacks as (status, headers, body).
@@ -553,10 +557,12 @@ class H2Response:
     trailers: list = field(default_factory=list)
     path: str = None            # the request's :path (for pushes: the promised path)
     ended: bool = False
+    end_order: int = None       # 0, 1, 2, ... in the order the streams ended, over the whole run
     received: bytearray = field(default_factory=bytearray, repr=False)  # body so far
 
     def finish(self, reset=None):
         self.body, self.reset, self.ended = bytes(self.received), reset, True
+        self.end_order = next(_STREAM_ENDS)
 
     def __iter__(self):
         return iter((self.status, self.headers, self.body))

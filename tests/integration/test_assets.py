@@ -467,6 +467,21 @@ def test_cache_control_follows_the_content_hash(front):
         assert decode(r.body, r.header('content-encoding')) == disk(path), path
 
 
+def test_scripts_and_styles_go_first_to_clients_without_stream_dependencies(front):
+    """A client that gives its streams no dependencies (Safari; h2load) gets render-blocking files
+    ahead of the others, as from the h2o server: a 233 KB script asked for after a 98 KB image
+    still ends first. With equal shares the image, smaller, would end first; Chromium's own
+    dependency chain is left alone."""
+    image = next(f for f in FILES if re.fullmatch(r'/ceph_background\.[0-9a-f]{20}\.gif', f))
+    script = next(f for f in FILES if re.fullmatch(r'/483\.[0-9a-f]{20}\.js', f))
+    assert len(disk(image)) * 2 < len(disk(script)) < len(disk(image)) * 16
+    with front.connect() as conn:
+        first, second = conn.get_many([image, script], headers=[('accept-encoding', 'identity')])
+    assert first.status == second.status == 200 and from_memory(first) and from_memory(second)
+    assert first.body == disk(image) and second.body == disk(script)
+    assert second.end_order < first.end_order, 'the image ended before the script'
+
+
 def test_an_asset_over_http11_is_served_compressed_from_memory(front):
     r = curl('-k', '--http1.1', '-H', 'Accept-Encoding: gzip', '-D', '-', f'https://127.0.0.1:{front.port}{MAIN_JS}')
     head, _, body = r.stdout.partition(b'\r\n\r\n')
