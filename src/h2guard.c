@@ -44,7 +44,7 @@ static int count_reset(h2o_http2_conn_t *conn, struct h2guard_conn *g)
 }
 
 /* An HPACK integer with an N-bit prefix (RFC 7541 5.1); returns 0, or -1 if it runs past end or
- * beyond 32 bits. */
+ * needs more than five continuation bytes (no real length or index does). */
 static int hpack_read_int(const uint8_t **p, const uint8_t *end, unsigned prefix_bits, uint64_t *value)
 {
     if (*p == end)
