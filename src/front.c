@@ -23,7 +23,7 @@ struct front {
     h2o_globalconf_t redirect_conf; /* plain listeners with `redirect: true` */
     h2o_context_t ctx;
     uv_check_t *guard_check; /* once per loop iteration: h2guard watches new HTTP/2 connections */
-    struct h2guard_limits guard_limits;
+    struct h2guard_limits guard_limits; /* from cfg, for both ways h2guard starts watching */
     struct upstream *upstream;
     struct health *health;
     struct proxy *proxy;
@@ -40,7 +40,7 @@ struct front {
 struct limits_handler {
     h2o_handler_t super;
     const struct config *cfg;
-    struct h2guard_limits guard;
+    const struct h2guard_limits *guard; /* the front's */
 };
 
 struct redirect_handler {
@@ -86,7 +86,7 @@ static int on_req_check_limits(h2o_handler_t *self, h2o_req_t *req)
 {
     struct limits_handler *limits = (struct limits_handler *)self;
     const struct config *cfg = limits->cfg;
-    h2guard_watch(req, &limits->guard);
+    h2guard_watch(req, limits->guard);
     if (req->headers.size > cfg->limits.header_count || request_header_bytes(req) > cfg->limits.header_bytes)
         return refuse_request(req, 431, "Request Header Fields Too Large",
                               "h2front: request headers exceed limits.header_count or limits.header_bytes\n");
@@ -244,7 +244,7 @@ static void build_configuration(struct front *f)
     struct limits_handler *limits = (void *)h2o_create_handler(root, sizeof(*limits));
     limits->super.on_req = on_req_check_limits;
     limits->cfg = f->cfg;
-    limits->guard = guard_limits_of(f->cfg);
+    limits->guard = &f->guard_limits;
     struct assets_handler *assets = (void *)h2o_create_handler(root, sizeof(*assets));
     assets->super.on_req = on_req_assets;
     assets->front = f;
@@ -295,7 +295,6 @@ static void on_loop_iteration(uv_check_t *check)
 /* Its own allocation: the handle outlives front_destroy until libuv has closed it. */
 static void start_guard_check(struct front *f)
 {
-    f->guard_limits = guard_limits_of(f->cfg);
     f->guard_check = h2o_mem_alloc(sizeof(*f->guard_check));
     uv_check_init(f->loop, f->guard_check);
     f->guard_check->data = f;
@@ -309,6 +308,7 @@ struct front *front_create(const struct config *cfg, uv_loop_t *loop)
     memset(f, 0, sizeof(*f));
     f->cfg = cfg;
     f->loop = loop;
+    f->guard_limits = guard_limits_of(cfg);
     build_configuration(f);
     h2o_context_init(&f->ctx, loop, &f->globalconf);
     start_guard_check(f);

@@ -19,8 +19,6 @@ struct h2guard_conn {
     uint32_t reset;  /* client streams the client reset while they were still open */
 };
 
-#define FRAME_HEADER_SIZE 9
-
 static ssize_t read_frame_guarded(h2o_http2_conn_t *conn, const uint8_t *src, size_t len, const char **err_desc);
 
 static void free_guard(void *data)
@@ -147,17 +145,17 @@ static void peer_of(h2o_http2_conn_t *conn, char *buf)
 static int inspect_frame(h2o_http2_conn_t *conn, struct h2guard_conn *g, const uint8_t *src, size_t len,
                          const char **err_desc)
 {
-    if (len < FRAME_HEADER_SIZE)
+    if (len < H2O_HTTP2_FRAME_HEADER_SIZE)
         return 0;
     size_t length = (size_t)src[0] << 16 | (size_t)src[1] << 8 | src[2];
     uint8_t type = src[3], flags = src[4];
     uint32_t stream_id = ((uint32_t)src[5] << 24 | (uint32_t)src[6] << 16 | (uint32_t)src[7] << 8 | src[8]) & 0x7fffffff;
-    if (len < FRAME_HEADER_SIZE + length || stream_id % 2 == 0)
+    if (len < H2O_HTTP2_FRAME_HEADER_SIZE + length || stream_id % 2 == 0)
         return 0;
     char peer[NI_MAXHOST];
     if ((type == H2O_HTTP2_FRAME_TYPE_HEADERS || type == H2O_HTTP2_FRAME_TYPE_CONTINUATION) &&
         (flags & H2O_HTTP2_FRAME_FLAG_END_HEADERS) != 0 &&
-        count_fields_of_block(conn, type, flags, src + FRAME_HEADER_SIZE, length, g->limits.max_fields) > g->limits.max_fields) {
+        count_fields_of_block(conn, type, flags, src + H2O_HTTP2_FRAME_HEADER_SIZE, length, g->limits.max_fields) > g->limits.max_fields) {
         peer_of(conn, peer);
         log_warn("h2guard", "client %s sent a header block of more than %u fields (limits.header_count); closing the connection "
                  "with GOAWAY (ENHANCE_YOUR_CALM)", peer, g->limits.max_fields);
@@ -177,6 +175,16 @@ static int inspect_frame(h2o_http2_conn_t *conn, struct h2guard_conn *g, const u
     return 0;
 }
 
+/* Whatever reader libh2o has just set for the connection becomes the one h2guard hands frames
+ * to, and h2guard's own goes back in front of it. */
+static void stay_in_front(h2o_http2_conn_t *conn, struct h2guard_conn *g)
+{
+    if (conn->_read_expect != read_frame_guarded) {
+        g->libh2o_read = conn->_read_expect;
+        conn->_read_expect = read_frame_guarded;
+    }
+}
+
 /* Stands in front of libh2o's frame reader: inspects the frame, hands it on, and takes the
  * library's next reader (libh2o switches readers for CONTINUATION frames) while staying in front. */
 static ssize_t read_frame_guarded(h2o_http2_conn_t *conn, const uint8_t *src, size_t len, const char **err_desc)
@@ -186,10 +194,7 @@ static ssize_t read_frame_guarded(h2o_http2_conn_t *conn, const uint8_t *src, si
     if (err != 0)
         return err;
     ssize_t ret = g->libh2o_read(conn, src, len, err_desc);
-    if (conn->_read_expect != read_frame_guarded) {
-        g->libh2o_read = conn->_read_expect;
-        conn->_read_expect = read_frame_guarded;
-    }
+    stay_in_front(conn, g);
     return ret;
 }
 
@@ -208,10 +213,7 @@ static void watch_conn(h2o_http2_conn_t *conn, const struct h2guard_limits *limi
         conn->sock->on_close.data = g;
     }
     /* a handler may run while libh2o has put its own reader back (inside a CONTINUATION sequence) */
-    if (conn->_read_expect != read_frame_guarded) {
-        g->libh2o_read = conn->_read_expect;
-        conn->_read_expect = read_frame_guarded;
-    }
+    stay_in_front(conn, g);
 }
 
 void h2guard_watch(h2o_req_t *req, const struct h2guard_limits *limits)

@@ -16,26 +16,20 @@ import h2.exceptions
 import h2.settings
 import pytest
 
-from harness import RSS_IS_H2FRONTS, free_port, h2_connection, open_and_reset, read_until_closed, send_header_block
+from harness import RSS_IS_H2FRONTS, Front, h2_connection, open_and_reset, read_until_closed, send_header_block
 
 
-def front_yaml(port, backend, extra=''):
-    return f"""
-listen:
-  - address: "127.0.0.1:{port}"
-    tls: self-signed
-backends:
-  - url: {backend.url}
-health_check:
-  interval: 1h
-{extra}"""
+def start_front(h2front, backend, **sections):
+    """h2front in front of the test backend (harness.Front: its first health probe done, the
+    backend's counters reset), logging at info: the floods below would fill a debug log."""
+    return Front(h2front, backend, log={'level': 'info'}, **sections)
 
 
 def test_rapid_reset_ends_the_connection_with_goaway_and_spares_the_backend(tmp_path, testserver, h2front):
-    port = free_port()
-    front = h2front(front_yaml(port, testserver, 'limits: { stream_resets: 50 }'))
+    front = start_front(h2front, testserver, limits={'stream_resets': '50'})
+    port = front.port
     with h2_connection(port) as attacker:
-        assert attacker.request('GET', '/json').status == 200  # also waits out h2front's first health probe
+        assert attacker.request('GET', '/json').status == 200  # one finished stream, counted below
         before = testserver.stats()['requests']
         sent = open_and_reset(attacker, 5000)
         goaway, closed = read_until_closed(attacker)
@@ -53,8 +47,8 @@ def test_rapid_reset_ends_the_connection_with_goaway_and_spares_the_backend(tmp_
 def test_streams_reset_before_any_request_completes_count_too(tmp_path, testserver, h2front):
     """POST streams whose body never comes reach no handler; libh2o alone would let a client
     open and cancel them forever. h2front watches every HTTP/2 connection from its second read."""
-    port = free_port()
-    front = h2front(front_yaml(port, testserver, 'limits: { stream_resets: 50 }'))
+    front = start_front(h2front, testserver, limits={'stream_resets': '50'})
+    port = front.port
     with h2_connection(port) as warmup:
         assert warmup.request('GET', '/json').status == 200
     before = testserver.stats()['requests']
@@ -68,8 +62,8 @@ def test_streams_reset_before_any_request_completes_count_too(tmp_path, testserv
 
 
 def test_default_budget_is_two_hundred(tmp_path, testserver, h2front):
-    port = free_port()
-    front = h2front(front_yaml(port, testserver))
+    front = start_front(h2front, testserver)
+    port = front.port
     with h2_connection(port) as attacker:
         assert attacker.request('GET', '/json').status == 200
         open_and_reset(attacker, 1000)
@@ -81,8 +75,8 @@ def test_default_budget_is_two_hundred(tmp_path, testserver, h2front):
 def test_a_client_that_lets_streams_finish_may_cancel_some(tmp_path, testserver, h2front):
     """A browser cancels streams when the user moves on (a route change aborts its API calls), but
     lets far more finish: it keeps its connection, however many it cancels over time."""
-    port = free_port()
-    front = h2front(front_yaml(port, testserver, 'limits: { stream_resets: 20 }'))
+    front = start_front(h2front, testserver, limits={'stream_resets': '20'})
+    port = front.port
     with h2_connection(port) as browser:
         for _ in range(3):  # 90 cancelled in all, far over the budget, but 120 finished
             responses = browser.get_many(['/json'] * 40)
@@ -97,8 +91,8 @@ def test_streams_reset_mid_response_count_and_the_proxy_stays_up(tmp_path, tests
     """Streams cancelled while their answer streams (the backend still sending) count as resets as
     well; the connection ends, the backend connections are kept or closed cleanly, and a new
     client is served at once."""
-    port = free_port()
-    front = h2front(front_yaml(port, testserver, 'limits: { stream_resets: 5 }'))
+    front = start_front(h2front, testserver, limits={'stream_resets': '5'})
+    port = front.port
     with h2_connection(port) as attacker:
         assert attacker.request('GET', '/json').status == 200
         goaway = None
@@ -132,7 +126,7 @@ def rss_kib(pid):
 def assert_grew_less_than(front, before_kib, limit_kib):
     """h2front's RSS grew by less than limit_kib since before_kib (checked only where RSS is
     h2front's own: see harness.RSS_IS_H2FRONTS)."""
-    grown = rss_kib(front.pid) - before_kib
+    grown = rss_kib(front.proc.pid) - before_kib
     assert not RSS_IS_H2FRONTS or grown < limit_kib, 'h2front grew by %d KiB' % grown
 
 
@@ -140,11 +134,11 @@ def test_header_flood_ends_the_connection_before_it_is_decoded(tmp_path, testser
     """150,000 one-byte references to HPACK's static table, 300 KB over CONTINUATION frames: libh2o
     2.2.5 alone decodes them into 150,000 fields (about 20 MB) and keeps them while the stream
     waits for its body. h2front counts the fields first and ends the connection."""
-    port = free_port()
-    front = h2front(front_yaml(port, testserver))
+    front = start_front(h2front, testserver)
+    port = front.port
     with h2_connection(port) as warmup:
         assert warmup.request('GET', '/json').status == 200
-    before = rss_kib(front.pid)
+    before = rss_kib(front.proc.pid)
     with h2_connection(port) as attacker:
         send_header_block(attacker, [('accept', '')] * 150000)
         goaway, closed = read_until_closed(attacker)
@@ -160,8 +154,8 @@ def test_header_flood_ends_the_connection_before_it_is_decoded(tmp_path, testser
 def test_near_misses_still_get_431_and_only_floods_end_the_connection(tmp_path, testserver, h2front):
     """Up to twice limits.header_count fields (plus room for pseudo-headers) a request is decoded
     and refused with 431 on a connection that goes on; beyond, the block is not decoded at all."""
-    port = free_port()
-    front = h2front(front_yaml(port, testserver, 'limits: { header_count: 20 }'))
+    front = start_front(h2front, testserver, limits={'header_count': '20'})
+    port = front.port
     with h2_connection(port) as conn:
         assert conn.request('GET', '/json').status == 200
         assert conn.request('GET', '/json', [('x-h%d' % i, 'v') for i in range(52)]).status == 431
@@ -175,8 +169,8 @@ def test_near_misses_still_get_431_and_only_floods_end_the_connection(tmp_path, 
 def test_a_large_header_block_over_continuation_frames_is_forwarded(tmp_path, testserver, h2front):
     """A 40 KB cookie needs HEADERS and CONTINUATION frames; the guard joins them to count and lets
     the request through untouched."""
-    port = free_port()
-    h2front(front_yaml(port, testserver))
+    front = start_front(h2front, testserver)
+    port = front.port
     cookie = 'token=' + 'x' * 40000
     with h2_connection(port) as conn:
         response = conn.request('GET', '/echo', [('cookie', cookie), ('x-after-cookie', 'yes')])
@@ -191,11 +185,11 @@ def test_control_frame_flood_from_a_client_that_never_reads(tmp_path, testserver
     would make a server queue answers without end (CVE-2019-9512, -9515). Debian's libh2o stops
     reading such a client once 512 KB of answers wait; front.idle_timeout then ends it. Checked
     here in h2front's configuration: memory stays flat, the connection ends, others are served."""
-    port = free_port()
-    front = h2front(front_yaml(port, testserver, 'front: { idle_timeout: 2s }'))
+    front = start_front(h2front, testserver, front={'idle_timeout': '2s'})
+    port = front.port
     with h2_connection(port) as warmup:
         assert warmup.request('GET', '/json').status == 200
-    before = rss_kib(front.pid)
+    before = rss_kib(front.proc.pid)
     attacker = h2_connection(port)
     attacker.sock.setblocking(False)
     sent, started, closed = 0, time.monotonic(), False
@@ -224,11 +218,11 @@ def test_a_header_block_that_never_ends_is_bounded(tmp_path, testserver, h2front
     """CONTINUATION frames without END_HEADERS, on and on (the 2024 CONTINUATION floods): libh2o
     buffers a block up to 417 KB (H2O_MAX_REQLEN), refuses the stream, and ends the connection at
     the next CONTINUATION. Raw frames, since python3-h2 will not send a block without an end."""
-    port = free_port()
-    front = h2front(front_yaml(port, testserver))
+    front = start_front(h2front, testserver)
+    port = front.port
     with h2_connection(port) as warmup:
         assert warmup.request('GET', '/json').status == 200
-    before = rss_kib(front.pid)
+    before = rss_kib(front.proc.pid)
     attacker = h2_connection(port)
     fragment = b'\x93' * 16384  # one-byte references to the static table's "accept"
 
@@ -257,8 +251,8 @@ def test_a_header_block_that_never_ends_is_bounded(tmp_path, testserver, h2front
 
 
 def test_an_idle_connection_gets_goaway_then_is_closed(tmp_path, testserver, h2front):
-    port = free_port()
-    h2front(front_yaml(port, testserver, 'front: { idle_timeout: 1s }'))
+    front = start_front(h2front, testserver, front={'idle_timeout': '1s'})
+    port = front.port
     with h2_connection(port) as client:
         assert client.request('GET', '/json').status == 200
         started = time.monotonic()
@@ -271,8 +265,8 @@ def test_an_idle_connection_gets_goaway_then_is_closed(tmp_path, testserver, h2f
 def test_a_client_that_never_completes_its_handshake_is_cut(tmp_path, testserver, h2front):
     """A TCP connection that sends nothing (or half a ClientHello) holds a socket until
     front.handshake_timeout."""
-    port = free_port()
-    h2front(front_yaml(port, testserver, 'front: { handshake_timeout: 500ms }'))
+    front = start_front(h2front, testserver, front={'handshake_timeout': '500ms'})
+    port = front.port
     with socket.create_connection(('127.0.0.1', port)) as silent, socket.create_connection(('127.0.0.1', port)) as half:
         half.sendall(b'\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03')  # the start of a ClientHello
         started = time.monotonic()
