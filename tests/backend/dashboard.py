@@ -32,6 +32,7 @@ import os
 import random
 import re
 import signal
+import socket
 import sys
 import time
 import uuid
@@ -622,6 +623,19 @@ def make_http_server(keepalive_limit):
     return server
 
 
+def reserve_free_port(host):
+    """A free port, held by a bound socket that does not listen, for `--port 0`.
+
+    cheroot leaves SO_REUSEADDR off when it is given port 0, so a dashboard restarted on the
+    port it was given would fail with EADDRINUSE for as long as its old connections sit in
+    TIME_WAIT. Picking the port here, with SO_REUSEADDR on both sockets, keeps the port from
+    other processes until cheroot listens on it, and lets a restart bind it again."""
+    placeholder = socket.socket()
+    placeholder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    placeholder.bind((host, 0))
+    return placeholder
+
+
 def log_errors_to_stderr(verbose):
     """Tracebacks go to stderr; the access log too with --verbose. Stdout is for `ready` only."""
     handler = logging.StreamHandler(sys.stderr)
@@ -657,6 +671,9 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
+    placeholder = reserve_free_port(args.host) if args.port == 0 else None
+    if placeholder:
+        args.port = placeholder.getsockname()[1]
     if not os.path.isfile(os.path.join(args.dist, DEFAULT_LANGUAGE, 'index.html')):
         sys.exit('no frontend build in %s; run tests/backend/get-dashboard-build.sh' % args.dist)
     pin_mime_types()
@@ -673,6 +690,8 @@ def main(argv=None):
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: cherrypy.engine.exit())
     cherrypy.engine.start()
+    if placeholder:
+        placeholder.close()
     port = cherrypy.server.httpserver.socket.getsockname()[1]
     state.own_url = 'http://%s:%d/' % (args.host, port)
     print('ready on http://%s:%d' % (args.host, port), flush=True)

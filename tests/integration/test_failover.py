@@ -124,13 +124,12 @@ def load_result(proc):
 
 
 def three_mgrs(tmp_path):
-    """a: active, b: standby (redirect to a), c: standby (error 503). Fixed ports, so a mgr can come back."""
-    ports = [free_port() for _ in range(3)]
-    a_url = f'http://127.0.0.1:{ports[0]}/'
-    mgrs = [start_dashboard(tmp_path, port=ports[0], login_delay=0),
-            start_dashboard(tmp_path, port=ports[1], login_delay=0, mode='standby-redirect', active_url=a_url),
-            start_dashboard(tmp_path, port=ports[2], login_delay=0, mode='standby-error', standby_status=503)]
-    return mgrs
+    """a: active, b: standby (redirect to a), c: standby (error 503). Each picks its own port, and
+    a mgr restarted with `port=` its old one binds it again (see dashboard.py reserve_free_port)."""
+    a = start_dashboard(tmp_path, login_delay=0)
+    return [a,
+            start_dashboard(tmp_path, login_delay=0, mode='standby-redirect', active_url=a.url),
+            start_dashboard(tmp_path, login_delay=0, mode='standby-error', standby_status=503)]
 
 
 def test_probes_classify_active_and_both_standby_behaviours(tmp_path, h2front):
