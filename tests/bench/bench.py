@@ -54,7 +54,7 @@ class Scenario:
 def scenarios(args):
     fast = PROXIES + ['direct'] + list(targets.LIBH2O_PROXIES)
     dash = ['h2front', 'h2o', 'nginx', 'haproxy', 'haproxy-mc10', 'nghttpx']
-    assets = ['h2front-assets', 'h2o-static', 'nginx-static', 'haproxy', 'nghttpx']
+    assets = ['h2front-assets', 'h2o-static', 'nginx-static', 'haproxy', 'nghttpx'] + list(targets.LIBH2O_FILE_SERVERS)
     login = [targets.LOGIN_ASSETS[3]]
     all_ = [
         Scenario('api-mux', 'fast', 'GET /api/summary (302 B JSON), 16 connections x 16 streams',
@@ -172,6 +172,7 @@ def run_load(ctx, scen, target, rep):
         'ok': res.ok and res.requests > 0,
         'requests': res.requests, 'failed': res.failed, 'seconds': measured,
         'rps': res.requests / measured, 'p50_ms': res.p50_ms, 'p99_ms': res.p99_ms,
+        'mean_ms': res.mean_ms,
         'cpu_s': proxy_cpu, 'cpu_us_per_req': proxy_cpu / res.requests * 1e6 if res.requests else None,
         'cpu_source': 'task-clock' if task_clock is not None else 'stat',
         'stat_cpu_s': stat_cpu,
@@ -395,7 +396,8 @@ def parse_args(argv):
                    'api-mux, api-conns, asset-200k, polling, dash-api-mux, dash-api-conns, dash-polling, '
                    'login-assets, idle, pageload; groups fast, dashboard, assets')
     p.add_argument('--targets', default='', help='comma-separated subset of targets (h2front is always kept); '
-                   'libh2o-uv and libh2o-evloop, libh2o\'s own proxy on each event loop, run only when named')
+                   'libh2o-uv and libh2o-evloop, libh2o\'s own proxy on each event loop, and '
+                   'libh2o-uv-files and libh2o-evloop-files, its file handler (login-assets), run only when named')
     p.add_argument('--conditions', help='page load: comma-separated subset of loopback, devtools, relay')
     p.add_argument('--runs', type=int, help='runs per target and scenario (default 5; --quick 1)')
     p.add_argument('--duration', type=float, help='seconds per measured run (default 10; --quick 3)')
@@ -451,10 +453,10 @@ def filter_targets(args, names):
     """The scenario's targets that this run measures. The libh2o experiment targets run only when
     --targets names them, and in the smoke run, so that they keep building."""
     asked = set(t.strip() for t in args.targets.split(',')) if args.targets else set()
-    names = [n for n in names if n not in targets.LIBH2O_PROXIES or n in asked or args.smoke]
+    names = [n for n in names if n not in targets.LIBH2O_TARGETS or n in asked or args.smoke]
     if args.smoke:
         keep = {'h2front', 'h2front-assets', 'nginx', 'nginx-static', 'dashboard', 'haproxy-mc10',  # not -no103
-                *targets.LIBH2O_PROXIES}
+                *targets.LIBH2O_TARGETS}
         names = [n for n in names if n in keep]
     if args.targets:
         names = [n for n in names if n in asked | {'h2front', 'h2front-assets'}]

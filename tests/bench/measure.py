@@ -142,6 +142,7 @@ class LoadResult:
     bytes_data: int = 0
     p50_ms: float = None
     p99_ms: float = None
+    mean_ms: float = None         # with a fixed number of requests in flight, = that number / requests per second
     latencies_us: list = field(default_factory=list, repr=False)
     client_cpu: float = 0.0       # h2load's own utime + stime
     wall: float = 0.0
@@ -235,6 +236,7 @@ class H2load:
             result.latencies_us = durations
             if durations:
                 result.p50_ms = percentile(durations, 50) / 1000.0
+                result.mean_ms = sum(durations) / len(durations) / 1000.0
                 result.p99_ms = percentile(durations, 99) / 1000.0
         return result
 
@@ -283,6 +285,7 @@ class StaggeredH2load:
         merged.latencies_us.sort()
         if merged.latencies_us:
             merged.p50_ms = percentile(merged.latencies_us, 50) / 1000.0
+            merged.mean_ms = sum(merged.latencies_us) / len(merged.latencies_us) / 1000.0
             merged.p99_ms = percentile(merged.latencies_us, 99) / 1000.0
         merged.wall = max(r.wall for r in results) - self.lead
         merged.output = '\n'.join('--- h2load %d of %d:\n%s' % (k + 1, len(results), r.output)

@@ -191,9 +191,9 @@ def goals(results, agg):
 
 def load_table(results, agg, names, with_bytes=False):
     out = []
-    head = ('| scenario | server | req/s | p50 ms | p99 ms | CPU µs/req | h2front CPU ratio | peak RSS MiB '
+    head = ('| scenario | server | req/s | p50 ms | mean ms | p99 ms | CPU µs/req | h2front CPU ratio | peak RSS MiB '
             '| backend conns opened / before load left / max open | failed |')
-    sep = '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|'
+    sep = '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|'
     if with_bytes:
         head = head.replace('| failed |', '| bytes/req | failed |')
         sep += '--:|'
@@ -206,13 +206,13 @@ def load_table(results, agg, names, with_bytes=False):
         for t in tg:
             m = agg.get((s, t))
             if not m:
-                out.append('| %s | %s | failed | | | | | | | |' % (s, label(t)))
+                out.append('| %s | %s | failed | | | | | | | | |' % (s, label(t)))
                 continue
             r = ratio(mine, m.get('cpu_us_per_req')) if not t.startswith('h2front') else None
             conns = '–' if m.get('backend_opened') is None else '%d / %d / %d' % (
                 m['backend_opened'], m['backend_opened_serving'], m['backend_max_open'])
             row = [s, '**%s**' % label(t) if t.startswith('h2front') else label(t), fmt(m['rps'], '%.0f'),
-                   fmt(m['p50_ms'], '%.2f'), fmt(m['p99_ms'], '%.1f'), fmt(m['cpu_us_per_req'], '%.1f'),
+                   fmt(m['p50_ms'], '%.2f'), fmt(m.get('mean_ms'), '%.2f'), fmt(m['p99_ms'], '%.1f'), fmt(m['cpu_us_per_req'], '%.1f'),
                    fmt(r, '%.2f×', ''), fmt(m['peak_rss_mib'], '%.1f'), conns]
             if with_bytes:
                 row.append(fmt(m.get('bytes_per_req'), '%.0f'))

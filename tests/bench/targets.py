@@ -371,22 +371,27 @@ def wait_ready(server, check_path, headers=(), want=None, timeout=60):
                        % (server.name, timeout, last, server.log_tail()))
 
 
-# Experiment targets, run when --targets names them and in the smoke run: libh2o's own proxy handler
+# Experiment targets, run when --targets names them and in the smoke run: libh2o's own handlers
 # (peers/libh2o-proxy.c) built against each of Debian's two libh2o flavours, to tell the event
-# loop's share in a difference between h2front (libuv) and the h2o binary (evloop).
-LIBH2O_PROXIES = {
-    'libh2o-uv': ('libh2o-dev', ['-lh2o', '-luv']),
-    'libh2o-evloop': ('libh2o-evloop-dev', ['-DH2O_USE_EPOLL=1', '-lh2o-evloop']),
+# loop's share in a difference between h2front (libuv) and the h2o binary (evloop): its proxy
+# handler in front of the backend, or its file handler serving the precompressed build.
+LIBH2O_FLAVOURS = {
+    'uv': ('libh2o-dev', ['-lh2o', '-luv']),
+    'evloop': ('libh2o-evloop-dev', ['-DH2O_USE_EPOLL=1', '-lh2o-evloop']),
 }
+LIBH2O_PROXIES = {'libh2o-uv': 'uv', 'libh2o-evloop': 'evloop'}
+LIBH2O_FILE_SERVERS = {'libh2o-uv-files': 'uv', 'libh2o-evloop-files': 'evloop'}
+LIBH2O_TARGETS = {**LIBH2O_PROXIES, **LIBH2O_FILE_SERVERS}
 
 
-def build_libh2o_proxy(ws, name):
-    """Compile peers/libh2o-proxy.c for the flavour `name` into the work directory, once."""
-    package, flags = LIBH2O_PROXIES[name]
-    binary = ws.dir / name
+def build_libh2o_peer(ws, flavour):
+    """Compile peers/libh2o-proxy.c against libh2o's `flavour` into the work directory, once."""
+    package, flags = LIBH2O_FLAVOURS[flavour]
+    binary = ws.dir / ('libh2o-peer-' + flavour)
     if not binary.exists():
         if subprocess.run(['dpkg-query', '-W', package], capture_output=True).returncode != 0:
-            raise RuntimeError('%s needs Debian\'s %s: apt-get install %s' % (name, package, package))
+            raise RuntimeError('libh2o\'s %s flavour needs Debian\'s %s: apt-get install %s'
+                               % (flavour, package, package))
         subprocess.run(['cc', '-O2', '-Wall', '-Wextra', '-Werror', '-o', binary, BENCH / 'peers' / 'libh2o-proxy.c',
                         *flags, '-lssl', '-lcrypto', '-lz'], check=True)
     return binary
@@ -411,8 +416,11 @@ def start_target(ws, name, backend, check_path, check_headers=()):
         argv = [ws.h2front_bin, '-c', conf]
         if assets:  # ready once the build is in memory: the backend never sends brotli
             want = 'content-encoding: br'
-    elif name in LIBH2O_PROXIES:
-        argv = [build_libh2o_proxy(ws, name), port, ws.cert, ws.key, 'http://127.0.0.1:%d/' % backend.port]
+    elif name in LIBH2O_TARGETS:
+        serve = str(ws.www) if name in LIBH2O_FILE_SERVERS else 'http://127.0.0.1:%d/' % backend.port
+        argv = [build_libh2o_peer(ws, LIBH2O_TARGETS[name]), port, ws.cert, ws.key, serve]
+        if name in LIBH2O_FILE_SERVERS:
+            want = 'content-encoding: br'
     elif name in ('h2o', 'h2o-static'):
         conf = render(name + '.yaml.in', workdir / 'h2o.yaml', **common)
         argv = ['h2o', '-c', conf]

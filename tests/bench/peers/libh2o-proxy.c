@@ -3,11 +3,14 @@
  * nothing else: the benchmark's experiment targets `libh2o-uv` and `libh2o-evloop`.
  *
  * Why it exists: h2front links libh2o's libuv flavour, the `h2o` binary its own event loop
- * (evloop). Built once per flavour from this one file, the same proxy code on both loops tells
- * whether the loop accounts for a difference between h2front and h2o. tests/bench/targets.py
- * compiles it on demand (`--targets libh2o-uv,libh2o-evloop`); it is not part of h2front.
+ * (evloop). Built once per flavour from this one file, the same handler code on both loops tells
+ * whether the loop accounts for a difference between h2front and h2o. Given a directory instead
+ * of a URL, it serves that directory with libh2o's file handler (precompressed .br/.gz files
+ * next to the originals, as the `h2o` binary's `file.send-compressed`): the targets
+ * `libh2o-uv-files` and `libh2o-evloop-files` of the static-asset load. tests/bench/targets.py
+ * compiles it on demand (`--targets libh2o-uv,libh2o-evloop,...`); it is not part of h2front.
  *
- *   libh2o-proxy PORT CERT KEY UPSTREAM_URL
+ *   libh2o-proxy PORT CERT KEY UPSTREAM_URL|/DIRECTORY
  */
 #include <netinet/in.h>
 #include <signal.h>
@@ -80,23 +83,35 @@ static void run_loop(void)
 
 #endif
 
-int main(int argc, char **argv)
+/* A directory is served by libh2o's file handler, anything else proxied to as a URL. */
+static int register_handler(h2o_pathconf_t *path, const char *target)
 {
     static h2o_url_t upstream;
+    if (target[0] == '/') {
+        h2o_file_register(path, target, NULL, NULL, H2O_FILE_FLAG_SEND_COMPRESSED);
+        return 1;
+    }
+    if (h2o_url_parse(target, SIZE_MAX, &upstream) != 0)
+        return 0;
+    /* as tests/bench/peers/h2o.yaml.in sets the h2o binary's proxy: Host kept, pooled keep-alive */
+    h2o_proxy_config_vars_t proxy = {.io_timeout = 60000, .preserve_host = 1, .keepalive_timeout = 5000};
+    h2o_proxy_register_reverse_proxy(path, &upstream, &proxy);
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
     if (argc != 5) {
-        fprintf(stderr, "usage: %s PORT CERT KEY UPSTREAM_URL\n", argv[0]);
+        fprintf(stderr, "usage: %s PORT CERT KEY UPSTREAM_URL|/DIRECTORY\n", argv[0]);
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
     h2o_config_init(&config);
     h2o_hostconf_t *host = h2o_config_register_host(&config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
-    if (h2o_url_parse(argv[4], SIZE_MAX, &upstream) != 0) {
-        fprintf(stderr, "%s: not an http:// URL: %s\n", argv[0], argv[4]);
+    if (!register_handler(h2o_config_register_path(host, "/", 0), argv[4])) {
+        fprintf(stderr, "%s: neither an http:// URL nor a /directory: %s\n", argv[0], argv[4]);
         return 2;
     }
-    /* as tests/bench/peers/h2o.yaml.in sets the h2o binary's proxy: Host kept, pooled keep-alive */
-    h2o_proxy_config_vars_t proxy = {.io_timeout = 60000, .preserve_host = 1, .keepalive_timeout = 5000};
-    h2o_proxy_register_reverse_proxy(h2o_config_register_path(host, "/", 0), &upstream, &proxy);
 #if H2O_USE_LIBUV
     static uv_loop_t loop;
     uv_loop_init(&loop);
