@@ -189,6 +189,10 @@ def goals(results, agg):
 # Markdown.
 
 
+def targets_of(results, scenario):
+    return results['scenarios'].get(scenario, {}).get('targets', [])
+
+
 def load_table(results, agg, names, with_bytes=False):
     out = []
     head = ('| scenario | server | req/s | p50 ms | mean ms | p99 ms | CPU µs/req | h2front CPU ratio | peak RSS MiB '
@@ -313,7 +317,11 @@ def markdown(results, agg, goal_lines):
         md += load_table(results, agg, dash) + ['']
     if 'login-assets' in scen:
         md += ['**Static assets**: the login page\'s 12 files; h2front from memory (brotli), h2o and nginx serving the '
-               'precompressed build themselves, HAProxy and nghttpx proxying the nginx backend (gzip_static):', '']
+               'precompressed build themselves, HAProxy and nghttpx proxying the nginx backend (gzip_static)%s:'
+               % ('; libh2o-uv-files and libh2o-evloop-files, libh2o\'s own file handler and nothing else on '
+                  'each of its two event loops (experiment targets)'
+                  if any(t in targets_of(results, 'login-assets') for t in ('libh2o-uv-files', 'libh2o-evloop-files'))
+                  else ''), '']
         md += load_table(results, agg, ['login-assets'], with_bytes=True) + ['']
     if 'idle' in scen:
         md += ['**Idle connections**: %s.' % scen['idle']['title'], '']
@@ -381,7 +389,8 @@ def plot(results, agg, path):
     fig, axes = plt.subplots(rows, cols, figsize=(15, 4.2 * rows), squeeze=False)
     colors = {'h2front': '#d62728', 'h2front-assets': '#d62728', 'h2front-assets-no103': '#ff9896', 'h2o': '#1f77b4', 'h2o-static': '#1f77b4',
               'nginx': '#2ca02c', 'nginx-static': '#2ca02c', 'haproxy': '#9467bd', 'haproxy-mc10': '#c5b0d5',
-              'nghttpx': '#8c564b', 'direct': '#7f7f7f', 'dashboard': '#7f7f7f'}
+              'nghttpx': '#8c564b', 'direct': '#7f7f7f', 'dashboard': '#7f7f7f',
+              'libh2o-uv': '#bcbd22', 'libh2o-uv-files': '#bcbd22', 'libh2o-evloop': '#17becf', 'libh2o-evloop-files': '#17becf'}
     for ax, (title, groups, metric) in zip(axes.flat, panels):
         if groups == 'pageload':
             info = scen['pageload']
