@@ -160,6 +160,15 @@ STATUS_RE = re.compile(r'^status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5
 TRAFFIC_RE = re.compile(r'^traffic: .*?\((\d+)\) total, .*?\((\d+)\) headers .*?\((\d+)\) data')
 
 
+def set_latency_figures(result, sorted_us):
+    """p50, mean and p99 of a run, in ms, from its requests' durations (sorted, in µs)."""
+    result.latencies_us = sorted_us
+    if sorted_us:
+        result.p50_ms = percentile(sorted_us, 50) / 1000.0
+        result.mean_ms = sum(sorted_us) / len(sorted_us) / 1000.0
+        result.p99_ms = percentile(sorted_us, 99) / 1000.0
+
+
 def percentile(sorted_values, q):
     """Nearest-rank percentile of an already sorted list."""
     if not sorted_values:
@@ -232,12 +241,7 @@ class H2load:
                     cols = line.split('\t')
                     if len(cols) >= 3 and cols[1].strip() not in ('', '-1'):
                         durations.append(int(cols[2]))
-            durations.sort()
-            result.latencies_us = durations
-            if durations:
-                result.p50_ms = percentile(durations, 50) / 1000.0
-                result.mean_ms = sum(durations) / len(durations) / 1000.0
-                result.p99_ms = percentile(durations, 99) / 1000.0
+            set_latency_figures(result, sorted(durations))
         return result
 
 
@@ -282,11 +286,7 @@ class StaggeredH2load:
             merged.bytes_data += r.bytes_data
             merged.latencies_us += r.latencies_us
             merged.client_cpu += r.client_cpu
-        merged.latencies_us.sort()
-        if merged.latencies_us:
-            merged.p50_ms = percentile(merged.latencies_us, 50) / 1000.0
-            merged.mean_ms = sum(merged.latencies_us) / len(merged.latencies_us) / 1000.0
-            merged.p99_ms = percentile(merged.latencies_us, 99) / 1000.0
+        set_latency_figures(merged, sorted(merged.latencies_us))
         merged.wall = max(r.wall for r in results) - self.lead
         merged.output = '\n'.join('--- h2load %d of %d:\n%s' % (k + 1, len(results), r.output)
                                    for k, r in enumerate(results))

@@ -189,10 +189,6 @@ def goals(results, agg):
 # Markdown.
 
 
-def targets_of(results, scenario):
-    return results['scenarios'].get(scenario, {}).get('targets', [])
-
-
 def load_table(results, agg, names, with_bytes=False):
     out = []
     head = ('| scenario | server | req/s | p50 ms | mean ms | p99 ms | CPU µs/req | h2front CPU ratio | peak RSS MiB '
@@ -320,8 +316,7 @@ def markdown(results, agg, goal_lines):
                'precompressed build themselves, HAProxy and nghttpx proxying the nginx backend (gzip_static)%s:'
                % ('; libh2o-uv-files and libh2o-evloop-files, libh2o\'s own file handler and nothing else on '
                   'each of its two event loops (experiment targets)'
-                  if any(t in targets_of(results, 'login-assets') for t in ('libh2o-uv-files', 'libh2o-evloop-files'))
-                  else ''), '']
+                  if any(t.endswith('-files') for t in scen['login-assets']['targets']) else ''), '']
         md += load_table(results, agg, ['login-assets'], with_bytes=True) + ['']
     if 'idle' in scen:
         md += ['**Idle connections**: %s.' % scen['idle']['title'], '']

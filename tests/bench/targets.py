@@ -417,9 +417,10 @@ def start_target(ws, name, backend, check_path, check_headers=()):
         if assets:  # ready once the build is in memory: the backend never sends brotli
             want = 'content-encoding: br'
     elif name in LIBH2O_TARGETS:
-        serve = str(ws.www) if name in LIBH2O_FILE_SERVERS else 'http://127.0.0.1:%d/' % backend.port
+        files = name in LIBH2O_FILE_SERVERS
+        serve = str(ws.www) if files else 'http://127.0.0.1:%d/' % backend.port
         argv = [build_libh2o_peer(ws, LIBH2O_TARGETS[name]), port, ws.cert, ws.key, serve]
-        if name in LIBH2O_FILE_SERVERS:
+        if files:  # ready once it serves the .br files
             want = 'content-encoding: br'
     elif name in ('h2o', 'h2o-static'):
         conf = render(name + '.yaml.in', workdir / 'h2o.yaml', **common)

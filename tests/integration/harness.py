@@ -50,7 +50,6 @@ def _default_h2front_bin():
 
 H2FRONT_BIN = _default_h2front_bin()
 
-
 # Every h2front the tests start runs under this command when set, e.g. for a sweep of the whole
 # suite under memcheck: H2FRONT_WRAPPER='valgrind --error-exitcode=99 --log-file=/tmp/vg.%p'
 H2FRONT_WRAPPER = shlex.split(os.environ.get('H2FRONT_WRAPPER', ''))
